@@ -1,0 +1,31 @@
+/* Thread-local error message; library functions return an fsd_status and describe the problem here. */
+#include "fsdiff/core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char g_msg[1024];
+
+fsd_status fsd_fail(fsd_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *fsd_error_message(void) { return g_msg; }
+void fsd_clear_error(void) { g_msg[0] = 0; }
+
+const char *fsd_status_name(fsd_status s) {
+    switch (s) {
+    case FSD_OK: return "ok";
+    case FSD_ERR_IO: return "i/o error";
+    case FSD_ERR_FORMAT: return "format error";
+    case FSD_ERR_INVALID: return "invalid argument";
+    case FSD_ERR_NOMEM: return "out of memory";
+    case FSD_ERR_UNSUPPORTED: return "unsupported";
+    case FSD_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown error";
+}

@@ -1,0 +1,1 @@
+/* safetensors: implementation pending in this commit series (reader + writer). */
