@@ -23,6 +23,7 @@
 /* ---------------------------------------------------------------- op descriptors */
 typedef struct bench_op {
     const char *name;
+    int nargs;        /* integer arguments of a case (printed for the PyTorch side) */
     const char *unit; /* "GFLOP/s" (work = FLOPs) or "GB/s" (work = bytes read + written) */
     /* a[]: the case's integer arguments. Returns the op's state (NULL on failure, message printed);
      * writes a human label and the work of one forward and one backward call. */
@@ -91,7 +92,7 @@ static void conv_free(void *p) {
     fsd_arena_free(&s->ws);
     free(s);
 }
-static const bench_op OP_CONV2D = {"conv2d", "GFLOP/s", conv_setup, conv_fwd, conv_bwd, conv_free};
+static const bench_op OP_CONV2D = {"conv2d", 8, "GFLOP/s", conv_setup, conv_fwd, conv_bwd, conv_free};
 
 /* ---------------------------------------------------------------- memory-bound channel ops
  * One state for upsample2x (B,C,H,W), channel_bias (B,C,H,W) and concat (B,Ca,Cb,H,W). */
@@ -130,7 +131,7 @@ static void up_bwd(void *p) {
     chan_state *s = p;
     fsd_upsample2x_backward(s->g1, s->gout, s->a[0], s->a[1], s->a[2], s->a[3]);
 }
-static const bench_op OP_UPSAMPLE = {"upsample2x", "GB/s", up_setup, up_fwd, up_bwd, chan_free};
+static const bench_op OP_UPSAMPLE = {"upsample2x", 4, "GB/s", up_setup, up_fwd, up_bwd, chan_free};
 
 static void *cb_setup(const int *a, char *label, size_t n, double *fw, double *bw) {
     const size_t nx = (size_t)a[0] * a[1] * a[2] * a[3];
@@ -147,7 +148,7 @@ static void cb_bwd(void *p) {
     chan_state *s = p;
     fsd_channel_bias_backward(s->g1, s->g2, s->gout, s->a[0], s->a[1], s->a[2] * s->a[3]);
 }
-static const bench_op OP_CHANNEL_BIAS = {"channel_bias", "GB/s", cb_setup, cb_fwd, cb_bwd, chan_free};
+static const bench_op OP_CHANNEL_BIAS = {"channel_bias", 4, "GB/s", cb_setup, cb_fwd, cb_bwd, chan_free};
 
 static void *cat_setup(const int *a, char *label, size_t n, double *fw, double *bw) {
     const size_t hw = (size_t)a[3] * a[4], na = (size_t)a[0] * a[1] * hw, nb = (size_t)a[0] * a[2] * hw;
@@ -164,7 +165,7 @@ static void cat_bwd(void *p) {
     chan_state *s = p;
     fsd_concat_backward(s->g1, s->g2, s->gout, s->a[0], s->a[1], s->a[2], s->a[3] * s->a[4]);
 }
-static const bench_op OP_CONCAT = {"concat", "GB/s", cat_setup, cat_fwd, cat_bwd, chan_free};
+static const bench_op OP_CONCAT = {"concat", 5, "GB/s", cat_setup, cat_fwd, cat_bwd, chan_free};
 
 /* ---------------------------------------------------------------- the cases
  * Shapes of the FS-Diff U-Net (C=64, mults 1,2,4,8,8 at 128x128, batch 4). */
@@ -234,9 +235,7 @@ static void sgemm_run(void *p) {
                 s->N);
 }
 
-static void print_args(FILE *fp, const int *a) {
-    int n = MAX_ARGS;
-    while (n > 1 && a[n - 1] == 0) n--; /* trailing zeros are unused arguments */
+static void print_args(FILE *fp, const int *a, int n) {
     for (int i = 0; i < n; i++) fprintf(fp, i ? ",%d" : "%d", a[i]);
 }
 
@@ -267,7 +266,7 @@ int main(int argc, char **argv) {
     if (list) {
         for (int c = 0; c < N_CASES; c++) {
             printf("%s\t", CASES[c].op->name);
-            print_args(stdout, CASES[c].a);
+            print_args(stdout, CASES[c].a, CASES[c].op->nargs);
             printf("\n");
         }
         return 0;
@@ -301,7 +300,7 @@ int main(int argc, char **argv) {
         const double scale = 1e-9; /* GFLOP/s and GB/s alike */
         if (tsv) {
             printf("case\t%s\t", op->name);
-            print_args(stdout, CASES[c].a);
+            print_args(stdout, CASES[c].a, CASES[c].op->nargs);
             printf("\t%s\t%s\t%.6g\t%.6g\t%.4f\t%.4f\n", label, op->unit, fw, bw, tf * 1e3, tb * 1e3);
         } else {
             printf("%-13s %-34s %8s %10.1f %10.2f %10.1f %10.2f", op->name, label, op->unit, fw / tf * scale, tf * 1e3,

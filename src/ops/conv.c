@@ -30,6 +30,7 @@
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 
 static fsd_conv_algo g_algo = FSD_CONV_AUTO;
 
@@ -92,7 +93,7 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
         const int R = B * p->th;
         /* tiles per chunk so that the two transformed-tile buffers fill WINO_CHUNK_BYTES */
         const size_t per_tile = (size_t)16 * 2 * imax(Cin, Cout) * sizeof(float);
-        int tc = (int)(WINO_CHUNK_BYTES / per_tile);
+        int tc = (int)((getenv("FSD_WINOB") ? atol(getenv("FSD_WINOB")) : WINO_CHUNK_BYTES) / per_tile);
         int tr = imax(1, tc / p->tw);
         tr = imin(tr, cdiv(R, nt));
         /* a multiple of nt chunks of near-equal size, so the static schedule is balanced */
@@ -105,7 +106,8 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
     p->direct = (k == 1 && s == 1 && pad == 0);
     /* columns per task: fill GEMM_COL_BYTES of col, but leave at least one task per thread */
     const int64_t total = (int64_t)B * p->P;
-    int64_t cols = GEMM_COL_BYTES / ((int64_t)p->Ckk * sizeof(float));
+    int64_t colbytes = getenv("FSD_COLB") ? atol(getenv("FSD_COLB")) : GEMM_COL_BYTES;
+    int64_t cols = colbytes / ((int64_t)p->Ckk * sizeof(float));
     cols = cols < 64 ? 64 : cols;
     int64_t fair = (total + nt - 1) / nt;
     if (cols > fair) cols = fair;

@@ -1,0 +1,156 @@
+"""PyTorch CPU side of `bench/ops`: times the same op cases as bench_ops_bench (read from its --tsv
+output), with torch.set_num_threads(N), and prints one table with ours / PyTorch ratios.
+
+Usage: ops_torch.py --ours FILE [--threads N] [--reps R] [--min-time S] [--best]
+
+Adding an op family: add a function below that takes the case's integer arguments (the same ones as
+the C case table) and returns (forward, backward) callables, and register it in OPS under the op
+name the C bench uses. Forward runs under no_grad; backward is torch.autograd.grad of a stored
+graph w.r.t. every input and parameter (what our *_backward computes), so the forward is not
+re-timed inside the backward.
+"""
+import argparse
+import statistics
+import sys
+import time
+
+
+def _grad_fn(torch, y, inputs, dy):
+    return lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)
+
+
+def conv2d(torch, a):
+    B, Ci, H, W, Co, k, s, p = a
+    F = torch.nn.functional
+    x = torch.randn(B, Ci, H, W, requires_grad=True)
+    w = (torch.randn(Co, Ci, k, k) * 0.1).requires_grad_(True)
+    b = torch.randn(Co, requires_grad=True)
+
+    def fwd():
+        with torch.no_grad():
+            return F.conv2d(x, w, b, stride=s, padding=p)
+
+    y = F.conv2d(x, w, b, stride=s, padding=p)
+    return fwd, _grad_fn(torch, y, [x, w, b], torch.randn_like(y))
+
+
+def upsample2x(torch, a):
+    B, C, H, W = a
+    x = torch.randn(B, C, H, W, requires_grad=True)
+    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")
+
+    def fwd():
+        with torch.no_grad():
+            return up(x)
+
+    y = up(x)
+    return fwd, _grad_fn(torch, y, [x], torch.randn_like(y))
+
+
+def channel_bias(torch, a):
+    B, C, H, W = a
+    x = torch.randn(B, C, H, W, requires_grad=True)
+    bias = torch.randn(B, C, requires_grad=True)
+
+    def fwd():
+        with torch.no_grad():
+            return x + bias[:, :, None, None]
+
+    y = x + bias[:, :, None, None]
+    return fwd, _grad_fn(torch, y, [x, bias], torch.randn_like(y))
+
+
+def concat(torch, a):
+    B, Ca, Cb, H, W = a
+    xa = torch.randn(B, Ca, H, W, requires_grad=True)
+    xb = torch.randn(B, Cb, H, W, requires_grad=True)
+
+    def fwd():
+        with torch.no_grad():
+            return torch.cat([xa, xb], 1)
+
+    y = torch.cat([xa, xb], 1)
+    return fwd, _grad_fn(torch, y, [xa, xb], torch.randn_like(y))
+
+
+OPS = {"conv2d": conv2d, "upsample2x": upsample2x, "channel_bias": channel_bias, "concat": concat}
+
+
+def time_it(fn, reps, min_time, best):
+    """Median (or best) wall time in seconds: one warm-up, then >= reps runs and >= min_time seconds."""
+    fn()
+    ts = []
+    start = time.perf_counter()
+    while len(ts) < 200 and (len(ts) < reps or time.perf_counter() - start < min_time):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts) if best else statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ours", required=True, help="bench_ops_bench --tsv output")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=0.3)
+    ap.add_argument("--best", action="store_true")
+    a = ap.parse_args()
+
+    import torch
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+
+    sgemm = None
+    cases = []
+    with open(a.ours) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if parts[0] == "sgemm":
+                sgemm = (parts[1], float(parts[2]))
+            elif parts[0] == "case":
+                op, args, label, unit = parts[1], [int(v) for v in parts[2].split(",")], parts[3], parts[4]
+                fw, bw, tf, tb = (float(v) for v in parts[5:9])
+                cases.append((op, args, label, unit, fw, bw, tf * 1e-3, tb * 1e-3))
+
+    stat = "best" if a.best else "median"
+    print(f"fsdiff ops vs PyTorch {torch.__version__} CPU, {a.threads} threads each, {stat} of >= {a.reps} runs")
+    if sgemm:
+        print(f"machine sgemm ({sgemm[0].replace(',', 'x')}, same OpenBLAS, {a.threads} threads): {sgemm[1]:.1f} GFLOP/s")
+    hdr = (f"{'op':<13} {'shape':<32} {'unit':>7} | {'ours fwd':>16} {'torch fwd':>16} {'ratio':>5} | "
+           f"{'ours bwd':>16} {'torch bwd':>16} {'ratio':>5} | {'fwd/sgemm':>9}")
+    print(hdr)
+    print("-" * len(hdr))
+    conv_fwd_pct, ratios = [], []
+    for op, args, label, unit, fw, bw, tf, tb in cases:
+        if op not in OPS:
+            print(f"{op:<13} {label:<32} (no PyTorch twin in ops_torch.py)")
+            continue
+        f_fwd, f_bwd = OPS[op](torch, args)
+        pf = time_it(f_fwd, a.reps, a.min_time, a.best)
+        pb = time_it(f_bwd, a.reps, a.min_time, a.best)
+        cell = lambda work, t: f"{work / t * 1e-9:7.1f} ({t * 1e3:6.2f}ms)"
+        rf, rb = pf / tf, pb / tb  # ours/PyTorch speed = their time / our time
+        extra = ""
+        if op == "conv2d" and sgemm:
+            pct = 100 * fw / tf * 1e-9 / sgemm[1]
+            extra = f"{pct:8.0f}%"
+            if args[5] == 3:
+                conv_fwd_pct.append(pct)
+            ratios += [rf, rb]
+        print(f"{op:<13} {label:<32} {unit:>7} | {cell(fw, tf)} {cell(fw, pf)} {rf:5.2f} | "
+              f"{cell(bw, tb)} {cell(bw, pb)} {rb:5.2f} | {extra:>9}", flush=True)
+    print("-" * len(hdr))
+    print("ratio = ours/PyTorch speed (>1: ours faster). conv FLOPs are direct-convolution FLOPs "
+          "(2*B*Cout*Cin*k*k*Ho*Wo fwd, 2x that bwd) whatever the algorithm; (wino) = Winograd F(2x2,3x3).")
+    if conv_fwd_pct:
+        print(f"conv 3x3 forward as % of sgemm: min {min(conv_fwd_pct):.0f}%, median "
+              f"{statistics.median(conv_fwd_pct):.0f}%, max {max(conv_fwd_pct):.0f}%")
+    if ratios:
+        print(f"conv ours/PyTorch over all conv cases, fwd and bwd: min {min(ratios):.2f}, median "
+              f"{statistics.median(ratios):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
