@@ -40,6 +40,7 @@ fsd_conv_algo fsd_conv2d_get_algo(void) { return g_algo; }
 /* Scratch targets (bytes per thread), chosen by measurement with bench/ops on a 2-core Zen 4:
  * a band's col matrix and a Winograd chunk's transformed tiles sized to stay in L2/L3. */
 #define GEMM_COL_BYTES (1u << 20)
+#define GEMM_COL_BYTES_BWD (4u << 20) /* backward: larger K for the dW GEMM, fewer dW read/writes */
 #define WINO_CHUNK_BYTES (3u << 20)
 
 typedef struct conv_plan {
@@ -49,13 +50,18 @@ typedef struct conv_plan {
     int direct; /* 1x1 stride 1 pad 0: input plane is the GEMM operand */
     /* im2col path: tasks are bands of `rows` output rows (bands per image) or groups of `group` images */
     int group, rows, bands, ntasks, ncols;
-    /* Winograd path: tiles th x tw per image; chunks of `trows` tile rows (global over B*th rows) */
-    int th, tw, trows, nchunks, tc;
+    /* Winograd path: tiles th x tw per image; chunks are runs of tile rows over all B*th rows */
+    int th, tw, nchunks, tc;   /* per-thread chunks (forward, dx): at most tc = rows*tw tiles */
+    int nchw, tcw;             /* team-wide chunks of the dW pass: at most tcw tiles */
 } conv_plan;
 
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
 static int cdiv(int a, int b) { return (a + b - 1) / b; }
+/* Rows [*r0, *r1) of chunk c when R rows are cut into n near-equal chunks. */
+static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
+    *r0 = (int)((int64_t)c * R / n), *r1 = (int)((int64_t)(c + 1) * R / n);
+}
 
 static int use_winograd(int Cin, int H, int W, int Cout, int k, int s, int pad) {
     if (!(k == 3 && s == 1 && pad == 1)) return 0;
@@ -70,7 +76,8 @@ fsd_conv_algo fsd_conv2d_algo_for(int B, int Cin, int H, int W, int Cout, int k,
     return use_winograd(Cin, H, W, Cout, k, stride, pad) ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL;
 }
 
-static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout, int k, int s, int pad) {
+static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout, int k, int s, int pad,
+                            int backward) {
     memset(p, 0, sizeof *p);
     if (B < 1 || Cin < 1 || H < 1 || W < 1 || Cout < 1 || k < 1 || s < 1 || pad < 0 || pad >= k)
         return fsd_fail(FSD_ERR_INVALID, "conv2d: bad shape B=%d Cin=%d H=%d W=%d Cout=%d k=%d stride=%d pad=%d",
@@ -95,18 +102,19 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
         const size_t per_tile = (size_t)16 * 2 * imax(Cin, Cout) * sizeof(float);
         int tc = (int)((getenv("FSD_WINOB") ? atol(getenv("FSD_WINOB")) : WINO_CHUNK_BYTES) / per_tile);
         int tr = imax(1, tc / p->tw);
-        tr = imin(tr, cdiv(R, nt));
-        /* a multiple of nt chunks of near-equal size, so the static schedule is balanced */
-        int nch = cdiv(cdiv(R, tr), nt) * nt;
-        tr = cdiv(R, imin(nch, R));
-        p->trows = tr, p->nchunks = cdiv(R, tr), p->tc = tr * p->tw;
+        /* a multiple of nt chunks of near-equal size (chunk_rows), so the static schedule is balanced */
+        int nch = imin(R, cdiv(cdiv(R, tr), nt) * nt);
+        p->nchunks = nch, p->tc = cdiv(R, nch) * p->tw;
+        /* dW pass: about nt per-thread chunks per team chunk, so its tiles fit the same buffers */
+        p->nchw = cdiv(nch, nt), p->tcw = cdiv(R, p->nchw) * p->tw;
         return FSD_OK;
     }
 
     p->direct = (k == 1 && s == 1 && pad == 0);
     /* columns per task: fill GEMM_COL_BYTES of col, but leave at least one task per thread */
     const int64_t total = (int64_t)B * p->P;
-    int64_t colbytes = getenv("FSD_COLB") ? atol(getenv("FSD_COLB")) : GEMM_COL_BYTES;
+    int64_t colbytes = backward ? GEMM_COL_BYTES_BWD : GEMM_COL_BYTES;
+    if (getenv(backward ? "FSD_COLB_BWD" : "FSD_COLB")) colbytes = atol(getenv(backward ? "FSD_COLB_BWD" : "FSD_COLB"));
     int64_t cols = colbytes / ((int64_t)p->Ckk * sizeof(float));
     cols = cols < 64 ? 64 : cols;
     int64_t fair = (total + nt - 1) / nt;
@@ -134,34 +142,64 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
 }
 
 /* Per-thread and shared scratch of each path, in floats. */
+/* im2col per-thread block: col [Ckk, ncols], tmp [Cout, ncols] (image groups only), row buffers for
+ * the stride-2 (de)interleave, then (backward) a private dW [Cout, Ckk]. */
+typedef struct gemm_scratch {
+    float *col, *tmp, *rows, *dwp;
+} gemm_scratch;
+static size_t gemm_rows_floats(const conv_plan *p) { return (size_t)4 * (p->Wo + p->k) + 32; }
 static size_t gemm_thread_floats(const conv_plan *p, int backward) {
     size_t col = (size_t)p->Ckk * p->ncols;
     size_t tmp = p->group > 1 ? (size_t)p->Cout * p->ncols : 0;
     size_t dwp = backward ? (size_t)p->Cout * p->Ckk : 0;
-    return col + tmp + dwp + 64; /* +64: alignment slack */
+    return col + tmp + gemm_rows_floats(p) + dwp + 64; /* +64: slack */
 }
-/* Winograd per-thread block: two tile buffers [16][max(Cin,Cout)][tc], padded input rows
- * [4][2tw+2] (zero padding kept intact), output rows [2][2tw], then (backward) a private dU. */
+static gemm_scratch gemm_split(const conv_plan *p, float *base, int tid, int backward) {
+    gemm_scratch g;
+    g.col = base + (size_t)tid * gemm_thread_floats(p, backward);
+    g.tmp = g.col + (size_t)p->Ckk * p->ncols;
+    g.rows = g.tmp + (p->group > 1 ? (size_t)p->Cout * p->ncols : 0);
+    g.dwp = g.rows + gemm_rows_floats(p);
+    return g;
+}
 /* Stride between the 16 xi-slices of a transformed-tile buffer [16][C][ld]: padded by 32 floats so
  * the 16 streams the transforms read/write are not all 4 KiB apart (C*ld is usually a power of two;
  * without the pad they alias in L1 and the 128x128 case ran 2x slower). */
 static size_t xi_stride(int C, int ld) { return (size_t)C * ld + 32; }
+/* Winograd scratch: per thread two tile buffers [16][max(Cin,Cout)][tc] and row buffers (padded input
+ * rows [4][2tw+2] whose zero padding stays intact, output rows [2][2tw]); shared: the transformed
+ * kernel U [16][Cout][Cin] (forward; U' for dx) and dU [16][Cout][Cin] (dW). The backward dW pass
+ * works on team-wide chunks of about nt per-thread chunks and reuses all threads' tile buffers as one. */
 static size_t wino_buf_floats(const conv_plan *p) { return 16 * xi_stride(imax(p->Cin, p->Cout), p->tc); }
 static size_t wino_rows_floats(const conv_plan *p) { return (size_t)4 * (2 * p->tw + 2) + (size_t)4 * p->tw + 64; }
-static size_t wino_thread_floats(const conv_plan *p, int backward) {
-    size_t du = backward ? (size_t)16 * p->Cout * p->Cin : 0;
-    return 2 * wino_buf_floats(p) + wino_rows_floats(p) + du + 64;
+static size_t wino_thread_floats(const conv_plan *p) { return 2 * wino_buf_floats(p) + 64; }
+typedef struct wino_scratch {
+    float *U, *dU, *tiles, *rows;
+} wino_scratch;
+static size_t wino_scratch_floats(const conv_plan *p, int need_u, int need_du) {
+    const size_t nu = (size_t)16 * p->Cout * p->Cin + 64;
+    return (need_u ? nu : 0) + (need_du ? nu : 0) + (size_t)p->nt * (wino_thread_floats(p) + wino_rows_floats(p));
+}
+static void wino_split(const conv_plan *p, float *base, int need_u, int need_du, wino_scratch *w) {
+    const size_t nu = (size_t)16 * p->Cout * p->Cin + 64;
+    w->U = need_u ? base : NULL;
+    base += need_u ? nu : 0;
+    w->dU = need_du ? base : NULL;
+    base += need_du ? nu : 0;
+    w->tiles = base;
+    w->rows = base + (size_t)p->nt * wino_thread_floats(p);
 }
 static size_t plan_bytes(const conv_plan *p) {
-    if (p->wino) /* shared: transformed kernel U (or U') and thread 0's dU */
-        return ((size_t)p->nt * wino_thread_floats(p, 1) + (size_t)2 * 16 * p->Cout * p->Cin + 128) * sizeof(float);
+    if (p->wino) return (wino_scratch_floats(p, 1, 1) + 64) * sizeof(float);
     return ((size_t)p->nt * gemm_thread_floats(p, 1) + 64) * sizeof(float);
 }
 
 size_t fsd_conv2d_workspace(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
-    conv_plan p;
-    if (make_plan(&p, B, Cin, H, W, Cout, k, stride, pad) != FSD_OK) return 0;
-    return plan_bytes(&p) + 64 * 8; /* arena alignment of each allocation */
+    conv_plan pf, pb;
+    if (make_plan(&pf, B, Cin, H, W, Cout, k, stride, pad, 0) != FSD_OK) return 0;
+    make_plan(&pb, B, Cin, H, W, Cout, k, stride, pad, 1);
+    size_t a = plan_bytes(&pf), b = plan_bytes(&pb);
+    return (a > b ? a : b) + 64 * 8; /* arena alignment of each allocation */
 }
 
 static float *ws_floats(fsd_arena *ws, size_t n, const char *what) {
@@ -224,6 +262,62 @@ static void im2col_rows(float *col, int ldc, const float *xb, const conv_plan *p
     }
 }
 
+/* Stride 2: tap kw of output column ox reads padded input column 2*ox + kw. De-interleaving each
+ * padded input row once into its even and odd halves turns the k taps into contiguous copies
+ * (even kw from the even half at offset kw/2, odd kw from the odd half), instead of k strided
+ * gathers. rows: 4*(Wo+k) floats. */
+static void im2col_rows_s2(float *col, int ldc, const float *xb, const conv_plan *p, int oy0, int oy1,
+                           float *rows) {
+    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad, half = p->Wo + p->k;
+    float *ev = rows, *od = rows + half, *rp = rows + 2 * half; /* rp: padded row, 2*half floats */
+    memset(rp, 0, (size_t)2 * half * sizeof(float));
+    for (int ci = 0; ci < p->Cin; ci++) {
+        const float *xc = xb + (size_t)ci * H * W;
+        for (int kh = 0; kh < k; kh++) {
+            float *row0 = col + (size_t)((ci * k + kh) * k) * ldc;
+            for (int oy = oy0; oy < oy1; oy++) {
+                const int iy = 2 * oy - pad + kh;
+                if (iy < 0 || iy >= H) {
+                    for (int kw = 0; kw < k; kw++) memset(row0 + (size_t)kw * ldc + (size_t)(oy - oy0) * Wo, 0, (size_t)Wo * sizeof(float));
+                    continue;
+                }
+                memcpy(rp + pad, xc + (size_t)iy * W, (size_t)imin(W, 2 * half - pad) * sizeof(float));
+                for (int j = 0; j < half; j++) ev[j] = rp[2 * j], od[j] = rp[2 * j + 1];
+                for (int kw = 0; kw < k; kw++)
+                    memcpy(row0 + (size_t)kw * ldc + (size_t)(oy - oy0) * Wo, (kw & 1 ? od : ev) + kw / 2,
+                           (size_t)Wo * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Adjoint of im2col_rows_s2: taps accumulate into the even/odd halves, which are interleaved back
+ * into a padded row and added to dx (padding dropped). */
+static void col2im_rows_s2(float *dxb, const float *col, int ldc, const conv_plan *p, int oy0, int oy1, float *rows) {
+    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad, half = p->Wo + p->k;
+    float *ev = rows, *od = rows + half, *rp = rows + 2 * half;
+    for (int ci = 0; ci < p->Cin; ci++) {
+        float *dc = dxb + (size_t)ci * H * W;
+        for (int kh = 0; kh < k; kh++) {
+            const float *row0 = col + (size_t)((ci * k + kh) * k) * ldc;
+            for (int oy = oy0; oy < oy1; oy++) {
+                const int iy = 2 * oy - pad + kh;
+                if (iy < 0 || iy >= H) continue;
+                memset(ev, 0, (size_t)2 * half * sizeof(float)); /* ev and od */
+                for (int kw = 0; kw < k; kw++) {
+                    const float *g = row0 + (size_t)kw * ldc + (size_t)(oy - oy0) * Wo;
+                    float *d = (kw & 1 ? od : ev) + kw / 2;
+                    for (int ox = 0; ox < Wo; ox++) d[ox] += g[ox];
+                }
+                for (int j = 0; j < half; j++) rp[2 * j] = ev[j], rp[2 * j + 1] = od[j];
+                float *d = dc + (size_t)iy * W;
+                const int n = imin(W, 2 * half - pad);
+                for (int ix = 0; ix < n; ix++) d[ix] += rp[ix + pad];
+            }
+        }
+    }
+}
+
 /* Adjoint of im2col_rows: dxb [Cin,H,W] += scatter of col (padding positions dropped). */
 static void col2im_rows(float *dxb, const float *col, int ldc, const conv_plan *p, int oy0, int oy1) {
     const int k = p->k, s = p->s, H = p->H, W = p->W, Wo = p->Wo;
@@ -252,7 +346,7 @@ static void col2im_rows(float *dxb, const float *col, int ldc, const conv_plan *
 
 /* GEMM B-operand (the im2col matrix) of a task: either a view into x (1x1 direct) or built in col. */
 static const float *task_cols(const conv_plan *p, const float *x, int b0, int b1, int oy0, int oy1, float *col,
-                              int *ld) {
+                              float *rows, int *ld) {
     const int n = (b1 - b0) * (oy1 - oy0) * p->Wo;
     if (p->direct && b1 - b0 == 1) {
         *ld = p->P;
@@ -260,22 +354,22 @@ static const float *task_cols(const conv_plan *p, const float *x, int b0, int b1
     }
     const int per = (oy1 - oy0) * p->Wo;
     for (int b = b0; b < b1; b++)
-        im2col_rows(col + (size_t)(b - b0) * per, n, x + (size_t)b * p->Cin * p->H * p->W, p, oy0, oy1);
+        if (p->s == 2) im2col_rows_s2(col + (size_t)(b - b0) * per, n, x + (size_t)b * p->Cin * p->H * p->W, p, oy0, oy1, rows);
+        else im2col_rows(col + (size_t)(b - b0) * per, n, x + (size_t)b * p->Cin * p->H * p->W, p, oy0, oy1);
     *ld = n;
     return col;
 }
 
 static void gemm_forward(const conv_plan *p, float *out, const float *x, const float *w, const float *bias,
                          float *scratch) {
-    const size_t per_thread = gemm_thread_floats(p, 0);
 #pragma omp parallel for schedule(static) num_threads(p->nt)
     for (int t = 0; t < p->ntasks; t++) {
-        float *col = scratch + (size_t)omp_get_thread_num() * per_thread;
-        float *tmp = col + (size_t)p->Ckk * p->ncols;
+        gemm_scratch g = gemm_split(p, scratch, omp_get_thread_num(), 0);
+        float *col = g.col, *tmp = g.tmp;
         int b0, b1, oy0, oy1, ld;
         task_range(p, t, &b0, &b1, &oy0, &oy1);
         const int n = (b1 - b0) * (oy1 - oy0) * p->Wo;
-        const float *cm = task_cols(p, x, b0, b1, oy0, oy1, col, &ld);
+        const float *cm = task_cols(p, x, b0, b1, oy0, oy1, col, g.rows, &ld);
         if (b1 - b0 == 1) { /* the band of out is a [Cout, n] matrix with row stride P */
             float *o = out + (size_t)b0 * p->Cout * p->P + (size_t)oy0 * p->Wo;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->Cout, n, p->Ckk, 1.0f, w, p->Ckk, cm, ld,
@@ -300,7 +394,8 @@ static void gemm_forward(const conv_plan *p, float *out, const float *x, const f
 }
 
 static void gemm_backward_task(const conv_plan *p, int t, float *dx, float *dwt, const float *dout, const float *x,
-                               const float *w, float *col, float *tmp) {
+                               const float *w, const gemm_scratch *g) {
+    float *col = g->col, *tmp = g->tmp;
     int b0, b1, oy0, oy1, ld, ldd;
     task_range(p, t, &b0, &b1, &oy0, &oy1);
     const int n = (b1 - b0) * (oy1 - oy0) * p->Wo;
@@ -317,7 +412,7 @@ static void gemm_backward_task(const conv_plan *p, int t, float *dx, float *dwt,
         ldd = n;
     }
     if (dwt) { /* dW [Cout, Ckk] += dout_band [Cout, n] . col^T [n, Ckk] */
-        const float *cm = task_cols(p, x, b0, b1, oy0, oy1, col, &ld);
+        const float *cm = task_cols(p, x, b0, b1, oy0, oy1, col, g->rows, &ld);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->Cout, p->Ckk, n, 1.0f, d, ldd, cm, ld, 1.0f, dwt,
                     p->Ckk);
     }
@@ -331,14 +426,17 @@ static void gemm_backward_task(const conv_plan *p, int t, float *dx, float *dwt,
                         col, n);
             const int per = (oy1 - oy0) * p->Wo;
             for (int b = b0; b < b1; b++)
-                col2im_rows(dx + (size_t)b * p->Cin * p->H * p->W, col + (size_t)(b - b0) * per, n, p, oy0, oy1);
+                if (p->s == 2)
+                    col2im_rows_s2(dx + (size_t)b * p->Cin * p->H * p->W, col + (size_t)(b - b0) * per, n, p, oy0, oy1,
+                                   g->rows);
+                else
+                    col2im_rows(dx + (size_t)b * p->Cin * p->H * p->W, col + (size_t)(b - b0) * per, n, p, oy0, oy1);
         }
     }
 }
 
 static void gemm_backward(const conv_plan *p, float *dx, float *dw, const float *dout, const float *x,
                           const float *w, float *scratch) {
-    const size_t per_thread = gemm_thread_floats(p, 1);
     const size_t nw = (size_t)p->Cout * p->Ckk;
     /* dx bands of one image overlap when k > stride (except 1x1 direct): even bands, then odd bands */
     const int two_phase = dx && p->bands > 1 && p->k > p->s;
@@ -346,9 +444,8 @@ static void gemm_backward(const conv_plan *p, float *dx, float *dw, const float 
 #pragma omp parallel num_threads(p->nt)
     {
         const int tid = omp_get_thread_num();
-        float *col = scratch + (size_t)tid * per_thread;
-        float *tmp = col + (size_t)p->Ckk * p->ncols;
-        float *dwp = tmp + (p->group > 1 ? (size_t)p->Cout * p->ncols : 0);
+        const gemm_scratch g = gemm_split(p, scratch, tid, 1);
+        float *dwp = g.dwp;
         /* thread 0 accumulates straight into dw, the others into private copies reduced below */
         float *dwt = dw ? (tid == 0 ? dw : dwp) : NULL;
         if (dw && tid > 0) memset(dwp, 0, nw * sizeof(float));
@@ -358,7 +455,7 @@ static void gemm_backward(const conv_plan *p, float *dx, float *dw, const float 
 #pragma omp for schedule(static)
             for (int i = 0; i < cnt; i++) {
                 int t = nph == 1 ? i : (i / per_img) * p->bands + 2 * (i % per_img) + ph;
-                gemm_backward_task(p, t, dx, dwt, dout, x, w, col, tmp);
+                gemm_backward_task(p, t, dx, dwt, dout, x, w, &g);
             }
         }
         if (dw && p->nt > 1) {
@@ -366,7 +463,7 @@ static void gemm_backward(const conv_plan *p, float *dx, float *dw, const float 
 #pragma omp for schedule(static)
             for (size_t e = 0; e < nw; e++) {
                 float s = 0.0f;
-                for (int r = 1; r < nthr; r++) s += scratch[(size_t)r * per_thread + (dwp - col) + e];
+                for (int r = 1; r < nthr; r++) s += gemm_split(p, scratch, r, 1).dwp[e];
                 dw[e] += s;
             }
         }
@@ -401,14 +498,14 @@ static void wino_weights(float *U, const float *w, int Cout, int Cin, int flip) 
         }
 }
 
-/* Input transform V = B^T d B of the 4x4 tiles of tile rows [r0, r1) of src [B, C, H, W]
+/* Input transform V = B^T d B of the 4x4 tiles of tile rows [r0, r1), channels [c0, c1), of src [B, C, H, W]
  * (tile (ty,tx) reads rows 2ty-1..2ty+2, cols 2tx-1..2tx+2, zero outside).
  * V[xi][c][t] with leading dimension ldv, xi stride C*ldv. rb: 4*(2tw+2) floats, zero on entry. */
-static void wino_input(float *V, int ldv, const float *src, int C, int H, int W, int th, int tw, int r0, int r1,
-                       float *rb) {
+static void wino_input(float *V, int ldv, const float *src, int C, int c0, int c1, int H, int W, int th, int tw,
+                       int r0, int r1, float *rb) {
     const int Wp = 2 * tw + 2;
     const size_t xs = xi_stride(C, ldv);
-    for (int c = 0; c < C; c++)
+    for (int c = c0; c < c1; c++)
         for (int r = r0; r < r1; r++) {
             const int b = r / th, ty = r % th;
             const float *plane = src + ((size_t)b * C + c) * H * W;
@@ -473,11 +570,11 @@ static void wino_output(float *dst, const float *M, int ldm, int C, int Ho, int 
 
 /* Gradient-side transform dM = A dY A^T of the 2x2 output tiles of dout [B, C, Ho, Wo] (zero outside),
  * layout like wino_input. rb: 2*2tw floats. */
-static void wino_grad_output(float *Mg, int ldm, const float *dout, int C, int Ho, int Wo, int th, int tw, int r0,
-                             int r1, float *rb) {
+static void wino_grad_output(float *Mg, int ldm, const float *dout, int C, int c0, int c1, int Ho, int Wo, int th,
+                             int tw, int r0, int r1, float *rb) {
     const size_t xs = xi_stride(C, ldm);
     float *q0 = rb, *q1 = rb + 2 * tw;
-    for (int c = 0; c < C; c++)
+    for (int c = c0; c < c1; c++)
         for (int r = r0; r < r1; r++) {
             const int b = r / th, ty = r % th;
             const float *plane = dout + ((size_t)b * C + c) * Ho * Wo;
@@ -501,20 +598,23 @@ static void wino_grad_output(float *Mg, int ldm, const float *dout, int C, int H
 }
 
 static void wino_forward(const conv_plan *p, float *out, const float *x, const float *w, const float *bias,
-                         float *U, float *scratch) {
+                         const wino_scratch *ws) {
+    float *U = ws->U;
     wino_weights(U, w, p->Cout, p->Cin, 0);
-    const size_t per_thread = wino_thread_floats(p, 0);
     const size_t buf = wino_buf_floats(p);
     const int R = p->B * p->th;
 #pragma omp parallel num_threads(p->nt)
     {
-        float *V = scratch + (size_t)omp_get_thread_num() * per_thread;
-        float *M = V + buf, *rb = M + buf, *ro = rb + 4 * (2 * p->tw + 2);
+        const int tid = omp_get_thread_num();
+        float *V = ws->tiles + (size_t)tid * wino_thread_floats(p), *M = V + buf;
+        float *rb = ws->rows + (size_t)tid * wino_rows_floats(p), *ro = rb + 4 * (2 * p->tw + 2);
         memset(rb, 0, (size_t)4 * (2 * p->tw + 2) * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < p->nchunks; ch++) {
-            const int r0 = ch * p->trows, r1 = imin(R, r0 + p->trows), n = (r1 - r0) * p->tw;
-            wino_input(V, p->tc, x, p->Cin, p->H, p->W, p->th, p->tw, r0, r1, rb);
+            int r0, r1;
+            chunk_rows(R, p->nchunks, ch, &r0, &r1);
+            const int n = (r1 - r0) * p->tw;
+            wino_input(V, p->tc, x, p->Cin, 0, p->Cin, p->H, p->W, p->th, p->tw, r0, r1, rb);
             for (int xi = 0; xi < 16; xi++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->Cout, n, p->Cin, 1.0f,
                             U + (size_t)xi * p->Cout * p->Cin, p->Cin, V + xi * xi_stride(p->Cin, p->tc), p->tc, 0.0f,
@@ -525,48 +625,40 @@ static void wino_forward(const conv_plan *p, float *out, const float *x, const f
 }
 
 static void wino_backward(const conv_plan *p, float *dx, float *dw, const float *dout, const float *x,
-                          const float *w, float *U, float *dU, float *scratch) {
+                          const float *w, const wino_scratch *ws) {
+    float *U = ws->U, *dU = ws->dU;
     if (dx) wino_weights(U, w, p->Cout, p->Cin, 1); /* U'[xi][ci][co]: flipped, transposed kernel */
-    const size_t per_thread = wino_thread_floats(p, 1);
     const size_t buf = wino_buf_floats(p);
     const size_t nu = (size_t)16 * p->Cout * p->Cin;
     const int R = p->B * p->th;
     const int Cin = p->Cin, Cout = p->Cout, tc = p->tc;
+    /* dW pass on team-wide chunks of at most tcw tiles: V [16][Cin][tcw] and dM [16][Cout][tcw] in
+     * the concatenated tile buffers (tcw <= nt*tc, so 16*(Cin+Cout)*tcw <= nt*2*16*max(C)*tc). */
+    const int tcw = p->tcw, nchw = p->nchw;
+    float *Vw = ws->tiles, *Mw = ws->tiles + 16 * xi_stride(Cin, tcw);
 #pragma omp parallel num_threads(p->nt)
     {
         const int tid = omp_get_thread_num();
-        float *b1 = scratch + (size_t)tid * per_thread;
-        float *b2 = b1 + buf, *rb = b2 + buf, *ro = rb + 4 * (2 * p->tw + 2), *dup = rb + wino_rows_floats(p);
-        float *dut = tid == 0 ? dU : dup; /* thread 0 accumulates in the shared dU */
+        float *rb = ws->rows + (size_t)tid * wino_rows_floats(p), *ro = rb + 4 * (2 * p->tw + 2);
         memset(rb, 0, (size_t)4 * (2 * p->tw + 2) * sizeof(float));
-        if (dw) memset(dut, 0, nu * sizeof(float));
-#pragma omp for schedule(static)
-        for (int ch = 0; ch < p->nchunks; ch++) {
-            const int r0 = ch * p->trows, r1 = imin(R, r0 + p->trows), n = (r1 - r0) * p->tw;
-            if (dw) { /* dU[xi] [Cout, Cin] += dM[xi] [Cout, n] . V[xi]^T [n, Cin] */
-                wino_input(b1, tc, x, Cin, p->H, p->W, p->th, p->tw, r0, r1, rb);
-                wino_grad_output(b2, tc, dout, Cout, p->Ho, p->Wo, p->th, p->tw, r0, r1, ro);
-                for (int xi = 0; xi < 16; xi++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Cin, n, 1.0f,
-                                b2 + xi * xi_stride(Cout, tc), tc, b1 + xi * xi_stride(Cin, tc), tc, 1.0f,
-                                dut + (size_t)xi * Cout * Cin, Cin);
-            }
-            if (dx) { /* dx tiles += A^T [U'[xi] . (B^T dout B)[xi]] A */
-                wino_input(b2, tc, dout, Cout, p->Ho, p->Wo, p->th, p->tw, r0, r1, rb);
-                for (int xi = 0; xi < 16; xi++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, n, Cout, 1.0f,
-                                U + (size_t)xi * Cin * Cout, Cout, b2 + xi * xi_stride(Cout, tc), tc, 0.0f,
-                                b1 + xi * xi_stride(Cin, tc), tc);
-                wino_output(dx, b1, tc, Cin, p->H, p->W, p->th, p->tw, r0, r1, NULL, 1, ro);
-            }
-        }
         if (dw) {
-            const int nthr = omp_get_num_threads();
+            /* dU[xi] [Cout, Cin] = sum over chunks of dM[xi] [Cout, n] . V[xi]^T [n, Cin]: each xi is
+             * owned by one thread (no private copies, no reduction, same order whatever the threads) */
 #pragma omp for schedule(static)
-            for (size_t e = 0; e < nu; e++) {
-                float s = 0.0f;
-                for (int r = 1; r < nthr; r++) s += scratch[(size_t)r * per_thread + (size_t)(dup - b1) + e];
-                dU[e] += s;
+            for (size_t e = 0; e < nu; e++) dU[e] = 0.0f;
+            for (int ch = 0; ch < nchw; ch++) {
+                int r0, r1;
+                chunk_rows(R, nchw, ch, &r0, &r1);
+                const int n = (r1 - r0) * p->tw;
+#pragma omp for schedule(static)
+                for (int c = 0; c < Cin + Cout; c++) {
+                    if (c < Cin) wino_input(Vw, tcw, x, Cin, c, c + 1, p->H, p->W, p->th, p->tw, r0, r1, rb);
+                    else wino_grad_output(Mw, tcw, dout, Cout, c - Cin, c - Cin + 1, p->Ho, p->Wo, p->th, p->tw, r0, r1, ro);
+                }
+#pragma omp for schedule(static)
+                for (int xi = 0; xi < 16; xi++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Cin, n, 1.0f, Mw + xi * xi_stride(Cout, tcw),
+                                tcw, Vw + xi * xi_stride(Cin, tcw), tcw, 1.0f, dU + (size_t)xi * Cout * Cin, Cin);
             }
             /* dW[co,ci] += G^T dU G (G^T rows: [1 .5 .5 0], [0 .5 -.5 0], [0 .5 .5 1]) */
 #pragma omp for schedule(static)
@@ -587,6 +679,20 @@ static void wino_backward(const conv_plan *p, float *dx, float *dw, const float 
                     }
                 }
         }
+        if (dx) { /* per-thread chunks: dx tiles += A^T [U'[xi] . (B^T dout B)[xi]] A; each tile has one writer */
+            float *b1 = ws->tiles + (size_t)tid * wino_thread_floats(p), *b2 = b1 + buf;
+#pragma omp for schedule(static)
+            for (int ch = 0; ch < p->nchunks; ch++) {
+                int r0, r1;
+                chunk_rows(R, p->nchunks, ch, &r0, &r1);
+                const int n = (r1 - r0) * p->tw;
+                wino_input(b2, tc, dout, Cout, 0, Cout, p->Ho, p->Wo, p->th, p->tw, r0, r1, rb);
+                for (int xi = 0; xi < 16; xi++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, n, Cout, 1.0f, U + (size_t)xi * Cin * Cout,
+                                Cout, b2 + xi * xi_stride(Cout, tc), tc, 0.0f, b1 + xi * xi_stride(Cin, tc), tc);
+                wino_output(dx, b1, tc, Cin, p->H, p->W, p->th, p->tw, r0, r1, NULL, 1, ro);
+            }
+        }
     }
 }
 
@@ -595,18 +701,19 @@ static void wino_backward(const conv_plan *p, float *dx, float *dw, const float 
 fsd_status fsd_conv2d_forward(float *out, const float *x, const float *w, const float *bias, int B, int Cin,
                               int H, int W, int Cout, int k, int stride, int pad, fsd_arena *ws) {
     conv_plan p;
-    fsd_status st = make_plan(&p, B, Cin, H, W, Cout, k, stride, pad);
+    fsd_status st = make_plan(&p, B, Cin, H, W, Cout, k, stride, pad, 0);
     if (st != FSD_OK) return st;
     if (!out || !x || !w || !ws) return fsd_fail(FSD_ERR_INVALID, "conv2d_forward: NULL argument");
     const size_t mark = fsd_arena_mark(ws);
     if (p.wino) {
-        float *U = ws_floats(ws, (size_t)16 * Cout * Cin, "Winograd kernel");
-        float *s = U ? ws_floats(ws, (size_t)p.nt * wino_thread_floats(&p, 0), "Winograd tiles") : NULL;
+        float *s = ws_floats(ws, wino_scratch_floats(&p, 1, 0), "Winograd tiles");
         if (!s) {
             fsd_arena_reset(ws, mark);
             return FSD_ERR_NOMEM;
         }
-        wino_forward(&p, out, x, w, bias, U, s);
+        wino_scratch wsp;
+        wino_split(&p, s, 1, 0, &wsp);
+        wino_forward(&p, out, x, w, bias, &wsp);
     } else {
         float *s = ws_floats(ws, (size_t)p.nt * gemm_thread_floats(&p, 0), "im2col");
         if (!s) {
@@ -641,7 +748,7 @@ fsd_status fsd_conv2d_backward(float *dx, float *dw, float *dbias, const float *
                                const float *w, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                                fsd_arena *ws) {
     conv_plan p;
-    fsd_status st = make_plan(&p, B, Cin, H, W, Cout, k, stride, pad);
+    fsd_status st = make_plan(&p, B, Cin, H, W, Cout, k, stride, pad, 1);
     if (st != FSD_OK) return st;
     if (!dout || !ws || (dw && !x) || (dx && !w))
         return fsd_fail(FSD_ERR_INVALID, "conv2d_backward: NULL argument");
@@ -649,15 +756,14 @@ fsd_status fsd_conv2d_backward(float *dx, float *dw, float *dbias, const float *
     if (!dx && !dw) return FSD_OK;
     const size_t mark = fsd_arena_mark(ws);
     if (p.wino) {
-        const size_t nu = (size_t)16 * Cout * Cin;
-        float *U = NULL, *dU = NULL, *s = NULL;
-        int ok = (!dx || (U = ws_floats(ws, nu, "Winograd kernel"))) && (!dw || (dU = ws_floats(ws, nu, "Winograd dW"))) &&
-                 (s = ws_floats(ws, (size_t)p.nt * wino_thread_floats(&p, 1), "Winograd tiles"));
-        if (!ok) {
+        float *s = ws_floats(ws, wino_scratch_floats(&p, dx != NULL, dw != NULL), "Winograd tiles");
+        if (!s) {
             fsd_arena_reset(ws, mark);
             return FSD_ERR_NOMEM;
         }
-        wino_backward(&p, dx, dw, dout, x, w, U, dU, s);
+        wino_scratch wsp;
+        wino_split(&p, s, dx != NULL, dw != NULL, &wsp);
+        wino_backward(&p, dx, dw, dout, x, w, &wsp);
     } else {
         float *s = ws_floats(ws, (size_t)p.nt * gemm_thread_floats(&p, 1), "im2col");
         if (!s) {
