@@ -7,6 +7,7 @@
  *
  * Usage: bench_ops_bench [--threads N] [--filter SUBSTR] [--min-time S] [--reps R] [--best] [--tsv] [--list]
  *   --best  report the fastest run instead of the median (tuning on a busy machine)
+ *   --conv-algo auto|im2col|winograd   force the conv2d algorithm (Winograd only applies to 3x3 s1 p1)
  *   --tsv   machine-readable lines for bench/ops:  case<TAB>op<TAB>args<TAB>label<TAB>unit<TAB>
  *           fwd_work<TAB>bwd_work<TAB>fwd_ms<TAB>bwd_ms   and   sgemm<TAB>M,N,K<TAB>gflops<TAB>ms
  *   --list  print the cases (op and integer arguments) and exit. */
@@ -250,9 +251,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tsv")) tsv = 1;
         else if (!strcmp(argv[i], "--best")) g_use_min = 1;
+        else if (!strcmp(argv[i], "--conv-algo") && i + 1 < argc) {
+            const char *a = argv[++i];
+            fsd_conv2d_set_algo(!strcmp(a, "im2col") ? FSD_CONV_IM2COL : !strcmp(a, "winograd") ? FSD_CONV_WINOGRAD
+                                                                                                 : FSD_CONV_AUTO);
+        }
         else if (!strcmp(argv[i], "--list")) list = 1;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--filter SUBSTR] [--min-time S] [--reps R] [--best] [--tsv] [--list]\n",
+            fprintf(stderr, "usage: %s [--threads N] [--filter SUBSTR] [--min-time S] [--reps R] [--best] [--conv-algo A] [--tsv] [--list]\n",
                     argv[0]);
             return 2;
         }

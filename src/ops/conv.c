@@ -9,6 +9,7 @@
  *     GEMM still has enough columns: the whole minibatch in one GEMM at 16x16). A band's im2col
  *     matrix col [Cin*k*k, n] stays in L2 instead of a 38 MB whole-image matrix at 128x128.
  *     1x1 stride-1 convs skip im2col: the input plane [Cin, HW] already is the GEMM operand.
+ *     Stride 2 copies each channel's input rows once into a padded block and gathers from there.
  *     Backward per task: dW += dout_band . col^T (per-thread dW, reduced at the end), dcol =
  *     W^T . dout_band, col2im into dx. Neighbouring bands of one image overlap in dx (k > stride),
  *     so even bands run first, then odd bands (bands are at least ceil(k/s)-1 rows, which makes
@@ -16,11 +17,12 @@
  *
  *  2. Winograd F(2x2, 3x3) for 3x3 stride 1 pad 1: Y = A^T [ (G g G^T) .* (B^T d B) ] A on 4x4
  *     input tiles at stride 2, i.e. 16 GEMMs [Cout,Cin] x [Cin,tiles] with 16/36 of the direct
- *     multiplies. On this class of machine a plain sgemm reaches ~190 GFLOP/s on 2 cores while
- *     oneDNN's direct conv reaches ~200-230, so im2col alone cannot match PyTorch; Winograd can.
- *     Backward uses the adjoint in the Winograd domain for dW:  dU = sum_tiles (A dY A^T) .* V,
- *     dW = G^T dU G  (16 GEMMs, per-thread dU), and for dx the forward algorithm on dout with the
- *     flipped, transposed kernel (each dx tile is written by exactly one chunk: no races).
+ *     multiplies. On the 2-core Zen 4 this was tuned on, sgemm peaks at ~200 GFLOP/s while oneDNN's
+ *     direct conv reaches ~200-230, so im2col (~85-90 % of sgemm) cannot match PyTorch; Winograd can.
+ *     Backward: dW from the adjoint in the Winograd domain, dU = sum_tiles (A dY A^T) .* V and
+ *     dW = G^T dU G, on team-wide chunks where each of the 16 GEMMs dU[xi] += dM[xi] . V[xi]^T is
+ *     owned by one thread (no per-thread copies of dU, deterministic order); dx by the forward
+ *     algorithm on dout with the flipped, transposed kernel (each dx tile has one writer).
  *     F(2x2,3x3) keeps float32 rounding close to the direct method (transform entries are 0, +-1,
  *     +-1/2), unlike F(4x4,3x3).
  */
@@ -30,18 +32,18 @@
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
-#include <stdlib.h>
 
 static fsd_conv_algo g_algo = FSD_CONV_AUTO;
 
 void fsd_conv2d_set_algo(fsd_conv_algo a) { g_algo = a; }
 fsd_conv_algo fsd_conv2d_get_algo(void) { return g_algo; }
 
-/* Scratch targets (bytes per thread), chosen by measurement with bench/ops on a 2-core Zen 4:
- * a band's col matrix and a Winograd chunk's transformed tiles sized to stay in L2/L3. */
+/* Scratch targets (bytes per thread), chosen by measurement with bench/ops on a 2-core Zen 4
+ * (1 MiB L2 per core, 32 MiB L3); results within noise for 0.25-4 MiB, worse beyond 16 MiB:
+ * a band's col matrix and a Winograd chunk's transformed tiles. */
 #define GEMM_COL_BYTES (1u << 20)
 #define GEMM_COL_BYTES_BWD (4u << 20) /* backward: larger K for the dW GEMM, fewer dW read/writes */
-#define WINO_CHUNK_BYTES (3u << 20)
+#define WINO_CHUNK_BYTES (3u << 19)
 
 typedef struct conv_plan {
     int B, Cin, H, W, Cout, k, s, pad, Ho, Wo, P, Ckk;
@@ -100,7 +102,7 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
         const int R = B * p->th;
         /* tiles per chunk so that the two transformed-tile buffers fill WINO_CHUNK_BYTES */
         const size_t per_tile = (size_t)16 * 2 * imax(Cin, Cout) * sizeof(float);
-        int tc = (int)((getenv("FSD_WINOB") ? atol(getenv("FSD_WINOB")) : WINO_CHUNK_BYTES) / per_tile);
+        int tc = (int)(WINO_CHUNK_BYTES / per_tile);
         int tr = imax(1, tc / p->tw);
         /* a multiple of nt chunks of near-equal size (chunk_rows), so the static schedule is balanced */
         int nch = imin(R, cdiv(cdiv(R, tr), nt) * nt);
@@ -113,8 +115,7 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
     p->direct = (k == 1 && s == 1 && pad == 0);
     /* columns per task: fill GEMM_COL_BYTES of col, but leave at least one task per thread */
     const int64_t total = (int64_t)B * p->P;
-    int64_t colbytes = backward ? GEMM_COL_BYTES_BWD : GEMM_COL_BYTES;
-    if (getenv(backward ? "FSD_COLB_BWD" : "FSD_COLB")) colbytes = atol(getenv(backward ? "FSD_COLB_BWD" : "FSD_COLB"));
+    const int64_t colbytes = backward ? GEMM_COL_BYTES_BWD : GEMM_COL_BYTES;
     int64_t cols = colbytes / ((int64_t)p->Ckk * sizeof(float));
     cols = cols < 64 ? 64 : cols;
     int64_t fair = (total + nt - 1) / nt;
@@ -147,7 +148,10 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
 typedef struct gemm_scratch {
     float *col, *tmp, *rows, *dwp;
 } gemm_scratch;
-static size_t gemm_rows_floats(const conv_plan *p) { return (size_t)4 * (p->Wo + p->k) + 32; }
+static size_t gemm_rows_floats(const conv_plan *p) { /* the stride-2 block of a task's rows */
+    const int nrows = p->group > 0 ? p->Ho : p->rows;
+    return p->s == 2 ? (size_t)(2 * (nrows - 1) + p->k) * (2 * (p->Wo + p->k)) + 32 : 32;
+}
 static size_t gemm_thread_floats(const conv_plan *p, int backward) {
     size_t col = (size_t)p->Ckk * p->ncols;
     size_t tmp = p->group > 1 ? (size_t)p->Cout * p->ncols : 0;
@@ -262,58 +266,64 @@ static void im2col_rows(float *col, int ldc, const float *xb, const conv_plan *p
     }
 }
 
-/* Stride 2: tap kw of output column ox reads padded input column 2*ox + kw. De-interleaving each
- * padded input row once into its even and odd halves turns the k taps into contiguous copies
- * (even kw from the even half at offset kw/2, odd kw from the odd half), instead of k strided
- * gathers. rows: 4*(Wo+k) floats. */
+/* Stride 2. Output rows [oy0, oy1) read input rows 2*oy0-pad .. 2*(oy1-1)-pad+k-1, which are one
+ * contiguous block of each channel plane: it is copied once per channel into a zero-padded block
+ * (sequential reads of x, the block then sits in L1), and tap (kh, kw) of output (oy, ox) is block
+ * element [2*(oy-oy0)+kh][2*ox+kw]: branch-free stride-2 loads that vectorise with permutes.
+ * rows: gemm_rows_floats() floats. */
+static int s2_block_rows(const conv_plan *p, int nrows) { return 2 * (nrows - 1) + p->k; }
+static int s2_block_width(const conv_plan *p) { return 2 * (p->Wo + p->k); } /* >= W + 2*pad, even */
+
 static void im2col_rows_s2(float *col, int ldc, const float *xb, const conv_plan *p, int oy0, int oy1,
-                           float *rows) {
-    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad, half = p->Wo + p->k;
-    float *ev = rows, *od = rows + half, *rp = rows + 2 * half; /* rp: padded row, 2*half floats */
-    memset(rp, 0, (size_t)2 * half * sizeof(float));
+                           float *blk) {
+    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad;
+    const int nr = s2_block_rows(p, oy1 - oy0), bw = s2_block_width(p), iy0 = 2 * oy0 - pad;
+    memset(blk, 0, (size_t)nr * bw * sizeof(float)); /* padding stays zero: only [pad, pad+W) is rewritten */
     for (int ci = 0; ci < p->Cin; ci++) {
         const float *xc = xb + (size_t)ci * H * W;
-        for (int kh = 0; kh < k; kh++) {
-            float *row0 = col + (size_t)((ci * k + kh) * k) * ldc;
-            for (int oy = oy0; oy < oy1; oy++) {
-                const int iy = 2 * oy - pad + kh;
-                if (iy < 0 || iy >= H) {
-                    for (int kw = 0; kw < k; kw++) memset(row0 + (size_t)kw * ldc + (size_t)(oy - oy0) * Wo, 0, (size_t)Wo * sizeof(float));
-                    continue;
-                }
-                memcpy(rp + pad, xc + (size_t)iy * W, (size_t)imin(W, 2 * half - pad) * sizeof(float));
-                for (int j = 0; j < half; j++) ev[j] = rp[2 * j], od[j] = rp[2 * j + 1];
-                for (int kw = 0; kw < k; kw++)
-                    memcpy(row0 + (size_t)kw * ldc + (size_t)(oy - oy0) * Wo, (kw & 1 ? od : ev) + kw / 2,
-                           (size_t)Wo * sizeof(float));
-            }
+        for (int r = 0; r < nr; r++) {
+            const int iy = iy0 + r;
+            if (iy >= 0 && iy < H) memcpy(blk + (size_t)r * bw + pad, xc + (size_t)iy * W, (size_t)W * sizeof(float));
         }
+        for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+                float *row = col + (size_t)((ci * k + kh) * k + kw) * ldc;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    const float *src = blk + (size_t)(2 * (oy - oy0) + kh) * bw + kw;
+                    float *d = row + (size_t)(oy - oy0) * Wo;
+                    for (int ox = 0; ox < Wo; ox++) d[ox] = src[2 * ox];
+                }
+            }
     }
 }
 
-/* Adjoint of im2col_rows_s2: taps accumulate into the even/odd halves, which are interleaved back
- * into a padded row and added to dx (padding dropped). */
-static void col2im_rows_s2(float *dxb, const float *col, int ldc, const conv_plan *p, int oy0, int oy1, float *rows) {
-    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad, half = p->Wo + p->k;
-    float *ev = rows, *od = rows + half, *rp = rows + 2 * half;
+/* Adjoint of im2col_rows_s2. The block is kept de-interleaved (each row: its even columns, then its
+ * odd columns) so every tap accumulates contiguously (a stride-2 read-modify-write does not
+ * vectorise); at the end it is re-interleaved into dx, padding dropped. */
+static void col2im_rows_s2(float *dxb, const float *col, int ldc, const conv_plan *p, int oy0, int oy1, float *blk) {
+    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad;
+    const int nr = s2_block_rows(p, oy1 - oy0), bw = s2_block_width(p), half = bw / 2, iy0 = 2 * oy0 - pad;
     for (int ci = 0; ci < p->Cin; ci++) {
-        float *dc = dxb + (size_t)ci * H * W;
-        for (int kh = 0; kh < k; kh++) {
-            const float *row0 = col + (size_t)((ci * k + kh) * k) * ldc;
-            for (int oy = oy0; oy < oy1; oy++) {
-                const int iy = 2 * oy - pad + kh;
-                if (iy < 0 || iy >= H) continue;
-                memset(ev, 0, (size_t)2 * half * sizeof(float)); /* ev and od */
-                for (int kw = 0; kw < k; kw++) {
-                    const float *g = row0 + (size_t)kw * ldc + (size_t)(oy - oy0) * Wo;
-                    float *d = (kw & 1 ? od : ev) + kw / 2;
+        memset(blk, 0, (size_t)nr * bw * sizeof(float));
+        for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+                const float *row = col + (size_t)((ci * k + kh) * k + kw) * ldc;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *d = blk + (size_t)(2 * (oy - oy0) + kh) * bw + (kw & 1) * half + kw / 2;
+                    const float *g = row + (size_t)(oy - oy0) * Wo;
                     for (int ox = 0; ox < Wo; ox++) d[ox] += g[ox];
                 }
-                for (int j = 0; j < half; j++) rp[2 * j] = ev[j], rp[2 * j + 1] = od[j];
-                float *d = dc + (size_t)iy * W;
-                const int n = imin(W, 2 * half - pad);
-                for (int ix = 0; ix < n; ix++) d[ix] += rp[ix + pad];
             }
+        float *dc = dxb + (size_t)ci * H * W;
+        for (int r = 0; r < nr; r++) {
+            const int iy = iy0 + r;
+            if (iy < 0 || iy >= H) continue;
+            const float *ev = blk + (size_t)r * bw, *od = ev + half;
+            float *d = dc + (size_t)iy * W; /* d[c - pad] for padded column c in [pad, pad+W) */
+            int c = pad;
+            if (c & 1) d[c - pad] += od[c / 2], c++;
+            for (; c + 1 < pad + W; c += 2) d[c - pad] += ev[c / 2], d[c + 1 - pad] += od[c / 2];
+            if (c < pad + W) d[c - pad] += ev[c / 2];
         }
     }
 }
