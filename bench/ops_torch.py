@@ -6,8 +6,8 @@ Usage: ops_torch.py --ours FILE [--threads N] [--reps R] [--min-time S] [--best]
 Adding an op family: add a function below that takes the case's integer arguments (the same ones as
 the C case table) and returns (forward, backward) callables, and register it in OPS under the op
 name the C bench uses. Forward runs under no_grad; backward is torch.autograd.grad of a stored
-graph w.r.t. every input and parameter (what our *_backward computes), so the forward is not
-re-timed inside the backward.
+graph w.r.t. every input and parameter, added into persistent gradient buffers (what our
+*_backward computes: it accumulates), so the forward is not re-timed inside the backward.
 """
 import argparse
 import statistics
@@ -16,7 +16,16 @@ import time
 
 
 def _grad_fn(torch, y, inputs, dy):
-    return lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)
+    """Backward like ours: every input/parameter gradient, ACCUMULATED into persistent buffers
+    (our *_backward does +=). Without the accumulation PyTorch's concat/bias backward would only
+    return views of dy and copy nothing."""
+    bufs = [torch.zeros_like(t) for t in inputs]
+
+    def run():
+        for b, g in zip(bufs, torch.autograd.grad(y, inputs, dy, retain_graph=True)):
+            b.add_(g)
+
+    return run
 
 
 def conv2d(torch, a):

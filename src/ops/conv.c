@@ -130,12 +130,15 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
     } else { /* bands of rows; bands two apart must not overlap in dx: rows >= ceil(k/s) - 1 */
         int minrows = imax(1, cdiv(k, s) - 1);
         p->group = 0;
-        p->rows = imin(Ho, imax(minrows, (int)(cols / Wo)));
+        const int rows0 = imin(Ho, imax(minrows, (int)(cols / Wo)));
+        p->rows = rows0;
+        /* balance the static schedule: the largest rows in [rows0/2, rows0] giving a multiple of nt tasks */
+        for (int r = rows0; r >= imax(minrows, rows0 / 2); r--)
+            if ((B * cdiv(Ho, r)) % nt == 0) {
+                p->rows = r;
+                break;
+            }
         p->bands = cdiv(Ho, p->rows);
-        while ((B * p->bands) % nt && p->rows > minrows) { /* balance the static schedule */
-            p->rows--;
-            p->bands = cdiv(Ho, p->rows);
-        }
         p->ntasks = B * p->bands;
         p->ncols = p->rows * Wo;
     }
