@@ -5,13 +5,16 @@
 
 #include <string.h>
 
+/* Below this many floats a fork/join costs more than the copy: run on the calling thread. */
+#define PAR_MIN 32768
+
 /* ---------------------------------------------------------------- nearest x2 upsample */
 
 /* x [B,C,H,W] -> out [B,C,2H,2W]; each input pixel fills a 2x2 block. */
 void fsd_upsample2x_forward(float *out, const float *x, int B, int C, int H, int W) {
     const long planes = (long)B * C;
     const int W2 = 2 * W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(planes * H * W * 5 > PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + p * H * W;
         float *op = out + p * 4 * H * W;
@@ -31,7 +34,7 @@ void fsd_upsample2x_forward(float *out, const float *x, int B, int C, int H, int
 void fsd_upsample2x_backward(float *dx, const float *dout, int B, int C, int H, int W) {
     const long planes = (long)B * C;
     const int W2 = 2 * W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(planes * H * W * 5 > PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *gp = dout + p * 4 * H * W;
         float *dp = dx + p * H * W;
@@ -48,7 +51,7 @@ void fsd_upsample2x_backward(float *dx, const float *dout, int B, int C, int H, 
 /* out[b,c,:] = x[b,c,:] + bias[b,c]; out may alias x. */
 void fsd_channel_bias_forward(float *out, const float *x, const float *bias, int B, int C, int HW) {
     const long planes = (long)B * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(planes * HW > PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float v = bias[p];
         const float *xp = x + p * HW;
@@ -60,7 +63,7 @@ void fsd_channel_bias_forward(float *out, const float *x, const float *bias, int
 /* dx += dout; dbias[b,c] += sum_i dout[b,c,i] (summed in double: planes are up to 64K values). */
 void fsd_channel_bias_backward(float *dx, float *dbias, const float *dout, int B, int C, int HW) {
     const long planes = (long)B * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(planes * HW > PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *gp = dout + p * HW;
         if (dx) {
@@ -86,7 +89,7 @@ void fsd_channel_bias_backward(float *dx, float *dbias, const float *dout, int B
 /* out [B,Ca+Cb,HW] = [a | b]. Per sample the two inputs are contiguous blocks, so this is 2B memcpys. */
 void fsd_concat_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int HW) {
     const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)B * (na + nb) > PAR_MIN)
     for (int i = 0; i < 2 * B; i++) {
         const int s = i / 2;
         float *o = out + (size_t)s * (na + nb);
@@ -100,7 +103,7 @@ static void add_blocks(float *dst, size_t dst_stride, const float *src, size_t s
     const size_t chunk = 16384; /* split big per-sample blocks so both cores get work when B is small */
     const size_t per = (n + chunk - 1) / chunk;
     const long tasks = (long)B * (long)per;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(tasks * (long)chunk > PAR_MIN)
     for (long t = 0; t < tasks; t++) {
         const size_t s = (size_t)t / per, c0 = ((size_t)t % per) * chunk;
         const size_t c1 = c0 + chunk < n ? c0 + chunk : n;
@@ -120,7 +123,7 @@ void fsd_concat_backward(float *da, float *db, const float *dout, int B, int Ca,
 /* a = x[:, :Ca], b = x[:, Ca:] (NULL output skipped). */
 void fsd_split_forward(float *a, float *b, const float *x, int B, int Ca, int Cb, int HW) {
     const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)B * (na + nb) > PAR_MIN)
     for (int i = 0; i < 2 * B; i++) {
         const int s = i / 2;
         const float *xs = x + (size_t)s * (na + nb);

@@ -120,6 +120,9 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
     cols = cols < 64 ? 64 : cols;
     int64_t fair = (total + nt - 1) / nt;
     if (cols > fair) cols = fair;
+    /* 1x1 direct: grouping images costs a gather of x and dout and a scatter of dx; only worth it
+     * when an image alone gives too few GEMM columns */
+    if (p->direct && p->P >= 256 && cols > p->P) cols = p->P;
     if (cols >= p->P) { /* whole images per task, a multiple of nt tasks where B allows */
         int g = (int)imin(B, (int)(cols / p->P));
         int nt_ = imin(B, cdiv(cdiv(B, g), nt) * nt);
