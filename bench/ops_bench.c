@@ -5,12 +5,16 @@
  * Adding an op family: write setup/forward/backward/teardown for it (see the conv2d block), add one
  * bench_op descriptor, add its shapes to CASES, and give bench/ops_torch.py the same op name.
  *
- * Usage: bench_ops_bench [--threads N] [--filter SUBSTR] [--min-time S] [--reps R] [--best] [--tsv] [--list]
+ * Usage: bench_ops_bench [--threads N] [--filter SUBSTR] [--case I] [--no-sgemm] [--sgemm-only]
+ *                        [--min-time S] [--reps R] [--best] [--conv-algo A] [--tsv] [--list]
+ *   --case I     only case I (0-based index in CASES, as --list prints them); bench/ops runs the
+ *                cases one at a time, each right before its PyTorch twin, so both see the same load
+ *   --no-sgemm   skip the sgemm measurement;  --sgemm-only  only measure sgemm
  *   --best  report the fastest run instead of the median (tuning on a busy machine)
  *   --conv-algo auto|im2col|winograd   force the conv2d algorithm (Winograd only applies to 3x3 s1 p1)
  *   --tsv   machine-readable lines for bench/ops:  case<TAB>op<TAB>args<TAB>label<TAB>unit<TAB>
  *           fwd_work<TAB>bwd_work<TAB>fwd_ms<TAB>bwd_ms   and   sgemm<TAB>M,N,K<TAB>gflops<TAB>ms
- *   --list  print the cases (op and integer arguments) and exit. */
+ *   --list  print the cases (index, op and integer arguments) and exit. */
 #include "fsdiff/core.h"
 #include "fsdiff/ops_conv.h"
 
@@ -241,7 +245,7 @@ static void print_args(FILE *fp, const int *a, int n) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, tsv = 0, list = 0, reps = 5;
+    int threads = 2, tsv = 0, list = 0, reps = 5, only = -1, no_sgemm = 0, sgemm_only = 0;
     double min_time = 0.3;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
@@ -257,8 +261,12 @@ int main(int argc, char **argv) {
                                                                                                  : FSD_CONV_AUTO);
         }
         else if (!strcmp(argv[i], "--list")) list = 1;
+        else if (!strcmp(argv[i], "--no-sgemm")) no_sgemm = 1;
+        else if (!strcmp(argv[i], "--sgemm-only")) sgemm_only = 1;
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--filter SUBSTR] [--min-time S] [--reps R] [--best] [--conv-algo A] [--tsv] [--list]\n",
+            fprintf(stderr, "usage: %s [--threads N] [--filter SUBSTR] [--case I] [--no-sgemm] [--sgemm-only] [--min-time S] "
+                            "[--reps R] [--best] [--conv-algo A] [--tsv] [--list]\n",
                     argv[0]);
             return 2;
         }
@@ -271,7 +279,7 @@ int main(int argc, char **argv) {
 
     if (list) {
         for (int c = 0; c < N_CASES; c++) {
-            printf("%s\t", CASES[c].op->name);
+            printf("%d\t%s\t", c, CASES[c].op->name);
             print_args(stdout, CASES[c].a, CASES[c].op->nargs);
             printf("\n");
         }
@@ -279,15 +287,23 @@ int main(int argc, char **argv) {
     }
 
     /* machine sgemm: large square-ish product through the same OpenBLAS and thread count */
+    if (only >= N_CASES) {
+        fprintf(stderr, "bench_ops: --case %d out of range (0..%d)\n", only, N_CASES - 1);
+        return 2;
+    }
     sgemm_state g = {2048, 2048, 2048, NULL, NULL, NULL};
+    double sgemm_gf = 0, tg = 0;
+    if (!no_sgemm) {
     g.A = rand_buf((size_t)g.M * g.K, 21), g.B = rand_buf((size_t)g.K * g.N, 22);
     g.C = fsd_calloc((size_t)g.M * g.N, sizeof(float));
-    double tg = time_median(sgemm_run, &g, reps, min_time);
-    double sgemm_gf = 2.0 * g.M * g.N * g.K / tg * 1e-9;
+    tg = time_median(sgemm_run, &g, reps, min_time);
+    sgemm_gf = 2.0 * g.M * g.N * g.K / tg * 1e-9;
     fsd_free(g.A), fsd_free(g.B), fsd_free(g.C);
     if (tsv) printf("sgemm\t%d,%d,%d\t%.3f\t%.4f\n", g.M, g.N, g.K, sgemm_gf, tg * 1e3);
-    else {
-        printf("threads %d; sgemm %dx%dx%d: %.1f GFLOP/s (%.2f ms)\n", threads, g.M, g.N, g.K, sgemm_gf, tg * 1e3);
+    else printf("threads %d; sgemm %dx%dx%d: %.1f GFLOP/s (%.2f ms)\n", threads, g.M, g.N, g.K, sgemm_gf, tg * 1e3);
+    }
+    if (sgemm_only) return 0;
+    if (!tsv) {
         printf("%-13s %-34s %8s %10s %10s %10s %10s\n", "op", "shape", "unit", "fwd", "fwd ms", "bwd", "bwd ms");
     }
     fflush(stdout);
@@ -298,6 +314,7 @@ int main(int argc, char **argv) {
         double fw = 0, bw = 0;
         snprintf(label, sizeof label, "%s", op->name);
         if (filter && !strstr(op->name, filter)) continue;
+        if (only >= 0 && c != only) continue;
         void *st = op->setup(CASES[c].a, label, sizeof label, &fw, &bw);
         if (!st) return 1;
         double tf = time_median(op->forward, st, reps, min_time);
@@ -311,7 +328,7 @@ int main(int argc, char **argv) {
         } else {
             printf("%-13s %-34s %8s %10.1f %10.2f %10.1f %10.2f", op->name, label, op->unit, fw / tf * scale, tf * 1e3,
                    bw / tb * scale, tb * 1e3);
-            if (op == &OP_CONV2D) printf("   fwd %3.0f%% of sgemm", 100.0 * fw / tf * scale / sgemm_gf);
+            if (op == &OP_CONV2D && sgemm_gf > 0) printf("   fwd %3.0f%% of sgemm", 100.0 * fw / tf * scale / sgemm_gf);
             printf("\n");
         }
         fflush(stdout);

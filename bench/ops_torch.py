@@ -1,7 +1,9 @@
-"""PyTorch CPU side of `bench/ops`: times the same op cases as bench_ops_bench (read from its --tsv
-output), with torch.set_num_threads(N), and prints one table with ours / PyTorch ratios.
+"""PyTorch CPU side and driver of `bench/ops`: for every case of bench_ops_bench (C, bench/ops_bench.c)
+it runs our op (`bench_ops_bench --case I`) and right after it the same op in PyTorch CPU with
+torch.set_num_threads(N), so both see the same machine load, and prints one table with the ratios.
 
-Usage: ops_torch.py --ours FILE [--threads N] [--reps R] [--min-time S] [--best]
+Usage: ops_torch.py --bench PATH/bench_ops_bench [--threads N] [--filter SUBSTR] [--reps R]
+                    [--min-time S] [--best] [--conv-algo auto|im2col|winograd]
 
 Adding an op family: add a function below that takes the case's integer arguments (the same ones as
 the C case table) and returns (forward, backward) callables, and register it in OPS under the op
@@ -11,6 +13,7 @@ graph w.r.t. every input and parameter, added into persistent gradient buffers (
 """
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 
@@ -97,52 +100,59 @@ def time_it(fn, reps, min_time, best):
     return min(ts) if best else statistics.median(ts)
 
 
+def run_c(bench, args):
+    out = subprocess.run([bench] + args, check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ours", required=True, help="bench_ops_bench --tsv output")
+    ap.add_argument("--bench", required=True, help="path of the bench_ops_bench executable")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--filter", default="", help="only ops whose name contains this")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--best", action="store_true")
+    ap.add_argument("--conv-algo", default="auto", choices=["auto", "im2col", "winograd"])
     a = ap.parse_args()
 
     import torch
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-
-    sgemm = None
-    cases = []
-    with open(a.ours) as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if parts[0] == "sgemm":
-                sgemm = (parts[1], float(parts[2]))
-            elif parts[0] == "case":
-                op, args, label, unit = parts[1], [int(v) for v in parts[2].split(",")], parts[3], parts[4]
-                fw, bw, tf, tb = (float(v) for v in parts[5:9])
-                cases.append((op, args, label, unit, fw, bw, tf * 1e-3, tb * 1e-3))
+    common = ["--threads", str(a.threads), "--reps", str(a.reps), "--min-time", str(a.min_time),
+              "--conv-algo", a.conv_algo] + (["--best"] if a.best else [])
 
     stat = "best" if a.best else "median"
-    print(f"fsdiff ops vs PyTorch {torch.__version__} CPU, {a.threads} threads each, {stat} of >= {a.reps} runs")
-    if sgemm:
-        print(f"machine sgemm ({sgemm[0].replace(',', 'x')}, same OpenBLAS, {a.threads} threads): {sgemm[1]:.1f} GFLOP/s")
+    print(f"fsdiff ops vs PyTorch {torch.__version__} CPU, {a.threads} threads each, {stat} of >= {a.reps} runs "
+          f"and >= {a.min_time:g} s per op and direction; each case runs ours, then PyTorch")
+    sg = run_c(a.bench, ["--tsv", "--sgemm-only"] + common)[0]
+    sgemm = float(sg[2])
+    print(f"machine sgemm ({sg[1].replace(',', 'x')}, same OpenBLAS, {a.threads} threads): {sgemm:.1f} GFLOP/s")
     hdr = (f"{'op':<13} {'shape':<32} {'unit':>7} | {'ours fwd':>16} {'torch fwd':>16} {'ratio':>5} | "
            f"{'ours bwd':>16} {'torch bwd':>16} {'ratio':>5} | {'fwd/sgemm':>9}")
     print(hdr)
     print("-" * len(hdr))
     conv_fwd_pct, ratios = [], []
-    for op, args, label, unit, fw, bw, tf, tb in cases:
+    for idx, op, args in run_c(a.bench, ["--list"]):
+        if a.filter not in op:
+            continue
+        args = [int(v) for v in args.split(",")]
+        r = run_c(a.bench, ["--tsv", "--no-sgemm", "--case", idx] + common)[0]
+        label, unit = r[3], r[4]
+        fw, bw, tf, tb = float(r[5]), float(r[6]), float(r[7]) * 1e-3, float(r[8]) * 1e-3
+        cell = lambda work, t: f"{work / t * 1e-9:7.1f} ({t * 1e3:6.2f}ms)"
         if op not in OPS:
-            print(f"{op:<13} {label:<32} (no PyTorch twin in ops_torch.py)")
+            print(f"{op:<13} {label:<32} {unit:>7} | {cell(fw, tf)} {'-':>16} {'':>5} | {cell(bw, tb)}  "
+                  "(no PyTorch twin in ops_torch.py)", flush=True)
             continue
         f_fwd, f_bwd = OPS[op](torch, args)
         pf = time_it(f_fwd, a.reps, a.min_time, a.best)
         pb = time_it(f_bwd, a.reps, a.min_time, a.best)
-        cell = lambda work, t: f"{work / t * 1e-9:7.1f} ({t * 1e3:6.2f}ms)"
+        del f_fwd, f_bwd
         rf, rb = pf / tf, pb / tb  # ours/PyTorch speed = their time / our time
         extra = ""
-        if op == "conv2d" and sgemm:
-            pct = 100 * fw / tf * 1e-9 / sgemm[1]
+        if op == "conv2d":
+            pct = 100 * fw / tf * 1e-9 / sgemm
             extra = f"{pct:8.0f}%"
             if args[5] == 3:
                 conv_fwd_pct.append(pct)
@@ -152,6 +162,7 @@ def main():
     print("-" * len(hdr))
     print("ratio = ours/PyTorch speed (>1: ours faster). conv FLOPs are direct-convolution FLOPs "
           "(2*B*Cout*Cin*k*k*Ho*Wo fwd, 2x that bwd) whatever the algorithm; (wino) = Winograd F(2x2,3x3).")
+    print("Backward on both sides = all input and parameter gradients, accumulated into persistent buffers.")
     if conv_fwd_pct:
         print(f"conv 3x3 forward as % of sgemm: min {min(conv_fwd_pct):.0f}%, median "
               f"{statistics.median(conv_fwd_pct):.0f}%, max {max(conv_fwd_pct):.0f}%")
