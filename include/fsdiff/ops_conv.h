@@ -18,7 +18,11 @@ extern "C" {
  *   Ho = (H + 2*pad - k)/stride + 1, Wo likewise.
  * Algorithms: im2col + sgemm (any k/stride/pad; 1x1 stride 1 uses the input plane as the GEMM
  * operand directly) and Winograd F(2x2,3x3) for 3x3 stride 1 pad 1 (2.25x fewer multiplies,
- * same maths up to float rounding). FSD_CONV_AUTO picks per shape. */
+ * same maths up to float rounding). FSD_CONV_AUTO takes Winograd for 3x3 stride 1 pad 1 with
+ * Cin >= 16 and H, W >= 4, im2col otherwise.
+ * Scratch: fsd_conv2d_workspace() bytes; Winograd needs 2 x 16*Cout*Cin floats (transformed kernel
+ * and its gradient) plus ~1.5 MiB per thread, im2col ~1-4 MiB per thread plus a per-thread copy of
+ * dW [Cout, Cin*k*k] in backward. Size the arena by the largest conv of the network. */
 typedef enum fsd_conv_algo {
     FSD_CONV_AUTO = 0,
     FSD_CONV_IM2COL = 1,   /* im2col + sgemm (always applicable) */
