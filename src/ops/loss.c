@@ -1,0 +1,80 @@
+/* L1 and MSE losses, means over n elements.
+ * Forward sums in double over fixed chunks (independent of the thread count) and adds the chunk
+ * totals in order, so the loss is bit-identical for any number of threads. */
+#include "fsdiff/ops_linear.h"
+
+#include <math.h>
+
+#define PAR_MIN_ELEMS 32768
+#define MAX_CHUNKS 1024
+#define LANES 32
+#define BLOCK 1024
+
+/* sum over [0, m) of |p - t| (kind 0) or (p - t)^2 (kind 1): float lanes per block, double across */
+static double chunk_sum(const float *p, const float *t, size_t m, int kind) {
+    double total = 0.0;
+    for (size_t i0 = 0; i0 < m; i0 += BLOCK) {
+        size_t k = m - i0 < BLOCK ? m - i0 : BLOCK;
+        float acc[LANES] = {0};
+        size_t i = 0;
+        for (; i + LANES <= k; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float d = p[i0 + i + j] - t[i0 + i + j];
+                acc[j] += kind ? d * d : fabsf(d);
+            }
+        double s = 0.0;
+        for (; i < k; i++) {
+            float d = p[i0 + i] - t[i0 + i];
+            s += kind ? d * d : fabsf(d);
+        }
+        for (int j = 0; j < LANES; j++) s += acc[j];
+        total += s;
+    }
+    return total;
+}
+
+static double mean_loss(const float *p, const float *t, size_t n, int kind) {
+    if (n == 0) return 0.0;
+    size_t chunk = 16384;
+    if ((n + chunk - 1) / chunk > MAX_CHUNKS) chunk = (n + MAX_CHUNKS - 1) / MAX_CHUNKS;
+    const long nch = (long)((n + chunk - 1) / chunk);
+    double part[MAX_CHUNKS];
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (long c = 0; c < nch; c++) {
+        size_t i0 = (size_t)c * chunk, m = n - i0 < chunk ? n - i0 : chunk;
+        part[c] = chunk_sum(p + i0, t + i0, m, kind);
+    }
+    double s = 0.0;
+    for (long c = 0; c < nch; c++) s += part[c];
+    return s / (double)n;
+}
+
+double fsd_l1_loss_forward(const float *pred, const float *target, size_t n) { return mean_loss(pred, target, n, 0); }
+
+double fsd_mse_loss_forward(const float *pred, const float *target, size_t n) { return mean_loss(pred, target, n, 1); }
+
+void fsd_l1_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
+                          float dloss) {
+    if (n == 0) return;
+    const float s = (float)((double)dloss / (double)n);
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++) {
+        float d = pred[i] - target[i];
+        /* sign with sign(0) = 0, like torch.sign in L1Loss's backward */
+        float g = s * (float)((d > 0.0f) - (d < 0.0f));
+        if (dpred) dpred[i] += g;
+        if (dtarget) dtarget[i] -= g;
+    }
+}
+
+void fsd_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
+                           float dloss) {
+    if (n == 0) return;
+    const float s = (float)(2.0 * (double)dloss / (double)n);
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++) {
+        float g = s * (pred[i] - target[i]);
+        if (dpred) dpred[i] += g;
+        if (dtarget) dtarget[i] -= g;
+    }
+}
