@@ -1,6 +1,11 @@
 /* L1 and MSE losses, means over n elements.
  * Forward sums in double over fixed chunks (independent of the thread count) and adds the chunk
  * totals in order, so the loss is bit-identical for any number of threads. */
+/* Contraction of a*b+c into fma is left to the explicit __builtin_fmaf calls: GCC otherwise
+ * contracts the vector loop body and its scalar peel/remainder differently, and an element's
+ * value would depend on where the OpenMP chunk boundaries fall, i.e. on the thread count. */
+#pragma GCC optimize("fp-contract=off")
+
 #include "fsdiff/ops_linear.h"
 
 #include <math.h>

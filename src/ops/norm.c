@@ -114,12 +114,13 @@ fsd_status fsd_groupnorm_forward(float *y, float *mean, float *rstd, const float
         if (rstd) rstd[bg] = (float)r;
         for (int cc = 0; cc < cpg; cc++) {
             const int c = g * cpg + cc;
-            /* y = (x - mu) r w + b  as one fma per element: x s + t */
+            /* y = (x - mu) (r w) + b; subtracting mu first (rather than x s + (b - mu s)) keeps
+             * full precision when |mu| >> std or rstd is large */
             const float s = (float)(r * (weight ? weight[c] : 1.0f));
-            const float t = (float)((bias ? bias[c] : 0.0f) - mu * (double)s);
+            const float t = bias ? bias[c] : 0.0f, m = (float)mu;
             const float *xc = xg + (size_t)cc * HW;
             float *yc = yg + (size_t)cc * HW;
-            for (int i = 0; i < HW; i++) yc[i] = xc[i] * s + t;
+            for (int i = 0; i < HW; i++) yc[i] = (xc[i] - m) * s + t;
         }
     }
     return FSD_OK;
