@@ -49,7 +49,8 @@ fsd_status fsd_linear_backward(float *dx, float *dW, float *db, const float *dy,
         const int rows_per_grp = N / 64 > 256 ? (N + 63) / 64 : 256;
         const int ngrp = (N + rows_per_grp - 1) / rows_per_grp;
         fsd_ws_scratch sc;
-        float *part = fsd_ws_floats(&sc, ws, (size_t)ngrp * out);
+        /* [ngrp][out] float partials, then out doubles (8-byte aligned) */
+        float *part = fsd_ws_floats(&sc, ws, (size_t)ngrp * out + 1 + 2 * (size_t)out);
         if (!part) return FSD_ERR_NOMEM;
 #pragma omp parallel for schedule(static) if ((size_t)N * out >= PAR_MIN_ELEMS)
         for (int gi = 0; gi < ngrp; gi++) {
@@ -61,12 +62,15 @@ fsd_status fsd_linear_backward(float *dx, float *dW, float *db, const float *dy,
                 for (int j = 0; j < out; j++) p[j] += g[j];
             }
         }
-#pragma omp parallel for schedule(static) if ((size_t)ngrp * out >= PAR_MIN_ELEMS)
-        for (int j = 0; j < out; j++) {
-            double s = 0.0;
-            for (int gi = 0; gi < ngrp; gi++) s += part[(size_t)gi * out + j];
-            db[j] += (float)s;
+        /* add the group partials row by row (contiguous), in group order, in double */
+        const size_t off = (size_t)ngrp * out;
+        double *acc = (double *)(part + off + (off & 1));
+        for (int j = 0; j < out; j++) acc[j] = 0.0;
+        for (int gi = 0; gi < ngrp; gi++) {
+            const float *p = part + (size_t)gi * out;
+            for (int j = 0; j < out; j++) acc[j] += p[j];
         }
+        for (int j = 0; j < out; j++) db[j] += (float)acc[j];
         fsd_ws_release(&sc);
     }
     return FSD_OK;

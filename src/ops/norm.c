@@ -3,8 +3,8 @@
  * All three are memory bound. Forward does, per group / row / tile, an exact two-pass mean and
  * variance and then the affine write while the data is still in L1/L2, so x streams from DRAM
  * once. Backward computes the two per-channel reductions sum(dy) and sum(dy (x - mean)) in one pass
- * and writes dx in a second pass over the (cache resident) group. Reductions use float lanes over
- * short blocks (so GCC vectorises them without -ffast-math) and combine blocks in double.
+ * and writes dx in a second pass over the (cache resident) group. Reductions run in float SIMD
+ * lanes over blocks of 1024 values and combine the block totals in double.
  * Parameter gradients are reduced through per-task partials in scratch, summed in a fixed order,
  * so results do not depend on the thread count. */
 #include "fsdiff/ops_norm.h"
@@ -15,23 +15,20 @@
 #include <math.h>
 #include <string.h>
 
-#define LANES 32   /* independent float accumulators: enough to hide add latency */
-#define BLOCK 1024 /* floats summed in float before the block total goes to double */
+#define BLOCK 1024 /* floats summed in float (SIMD lanes) before the block total goes to double */
+
+/* The float reductions below use `omp simd reduction`, which lets GCC keep one vector
+ * accumulator in registers and reassociate across its lanes without -ffast-math. */
 
 /* sum x[0..n) */
 static double sum_f(const float *x, size_t n) {
     double total = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        const size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
         const float *p = x + i0;
-        float acc[LANES] = {0};
-        size_t i = 0;
-        for (; i + LANES <= m; i += LANES)
-            for (int j = 0; j < LANES; j++) acc[j] += p[i + j];
-        float tail = 0.0f;
-        for (; i < m; i++) tail += p[i];
-        double s = tail;
-        for (int j = 0; j < LANES; j++) s += acc[j];
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < m; i++) s += p[i];
         total += s;
     }
     return total;
@@ -41,19 +38,11 @@ static double sum_f(const float *x, size_t n) {
 static double sumsq_dev_f(const float *x, size_t n, float mu) {
     double total = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        const size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
         const float *p = x + i0;
-        float acc[LANES] = {0};
-        size_t i = 0;
-        for (; i + LANES <= m; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float d = p[i + j] - mu;
-                acc[j] += d * d;
-            }
-        float tail = 0.0f;
-        for (; i < m; i++) tail += (p[i] - mu) * (p[i] - mu);
-        double s = tail;
-        for (int j = 0; j < LANES; j++) s += acc[j];
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < m; i++) s += (p[i] - mu) * (p[i] - mu);
         total += s;
     }
     return total;
@@ -63,31 +52,74 @@ static double sumsq_dev_f(const float *x, size_t n, float mu) {
 static void dy_sums_f(const float *dy, const float *x, size_t n, float mu, double *s1, double *s2) {
     double t1 = 0.0, t2 = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-        size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        const size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
         const float *g = dy + i0, *p = x + i0;
-        float a1[LANES] = {0}, a2[LANES] = {0};
-        size_t i = 0;
-        for (; i + LANES <= m; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                a1[j] += g[i + j];
-                a2[j] += g[i + j] * (p[i + j] - mu);
-            }
-        float r1 = 0.0f, r2 = 0.0f;
-        for (; i < m; i++) {
-            r1 += g[i];
-            r2 += g[i] * (p[i] - mu);
+        float a1 = 0.0f, a2 = 0.0f;
+#pragma omp simd reduction(+ : a1, a2)
+        for (size_t i = 0; i < m; i++) {
+            a1 += g[i];
+            a2 += g[i] * (p[i] - mu);
         }
-        double u1 = r1, u2 = r2;
-        for (int j = 0; j < LANES; j++) {
-            u1 += a1[j];
-            u2 += a2[j];
-        }
-        t1 += u1;
-        t2 += u2;
+        t1 += a1;
+        t2 += a2;
     }
     *s1 = t1;
     *s2 = t2;
 }
+
+/* One LayerNorm row (C values) of the backward pass: a = sum w dy, e = sum w dy (x - m), and,
+ * when pw / pb are given, pw += dy (x - m) r, pb += dy. */
+static void ln_row_sums(const float *gr, const float *xr, const float *wv, int C, float m, float r, float *pw,
+                        float *pb, float *a_out, float *e_out) {
+    double ta = 0.0, te = 0.0;
+    for (int c0 = 0; c0 < C; c0 += BLOCK) {
+        const int n = C - c0 < BLOCK ? C - c0 : BLOCK;
+        const float *g = gr + c0, *p = xr + c0, *w = wv + c0;
+        float a = 0.0f, e = 0.0f;
+        if (pw) {
+            float *qw = pw + c0, *qb = pb + c0;
+#pragma omp simd reduction(+ : a, e)
+            for (int i = 0; i < n; i++) {
+                float gg = g[i], d = p[i] - m, wg = gg * w[i];
+                qw[i] += gg * d * r;
+                qb[i] += gg;
+                a += wg;
+                e += wg * d;
+            }
+        } else {
+#pragma omp simd reduction(+ : a, e)
+            for (int i = 0; i < n; i++) {
+                float wg = g[i] * w[i];
+                a += wg;
+                e += wg * (p[i] - m);
+            }
+        }
+        ta += a;
+        te += e;
+    }
+    *a_out = (float)ta;
+    *e_out = (float)te;
+}
+
+/* dweight[c] += sum_k part[k][c], dbias[c] += sum_k part[k][C + c] for part laid out [nk][2C]:
+ * added in k order in double (fixed order: no dependence on the thread count), walking rows of
+ * part contiguously (a column walk with a 4 KiB stride lands every read in one L1 set).
+ * acc: scratch for 2C doubles. */
+static void reduce_partials(float *dweight, float *dbias, const float *part, int nk, int C, double *acc) {
+    const int C2 = 2 * C;
+    for (int c = 0; c < C2; c++) acc[c] = 0.0;
+    for (int k = 0; k < nk; k++) {
+        const float *pk = part + (size_t)k * C2;
+        for (int c = 0; c < C2; c++) acc[c] += pk[c];
+    }
+    for (int c = 0; c < C; c++) {
+        if (dweight) dweight[c] += (float)acc[c];
+        if (dbias) dbias[c] += (float)acc[C + c];
+    }
+}
+
+/* floats of scratch for [nk][2C] partials followed by 2C doubles */
+static size_t partials_floats(int nk, int C) { return (size_t)nk * 2 * C + 4 * (size_t)C; }
 
 /* Parallelise only when there is enough work to pay for waking the threads. */
 #define PAR_MIN_ELEMS 32768
@@ -136,8 +168,8 @@ fsd_status fsd_groupnorm_backward(float *dx, float *dweight, float *dbias, const
     const size_t M = (size_t)cpg * HW;
     const size_t total = (size_t)B * C * HW;
     fsd_ws_scratch sc;
-    /* per (b, c): [0] sum dy, [1] sum dy (x - mu) rstd  -> reduced over b for dbias / dweight */
-    float *part = fsd_ws_floats(&sc, ws, (size_t)B * C * 2);
+    /* [B][2C]: sum dy (x - mu) rstd per (b, c), then sum dy per (b, c); reduced over b */
+    float *part = fsd_ws_floats(&sc, ws, partials_floats(B, C));
     if (!part) return FSD_ERR_NOMEM;
 #pragma omp parallel for schedule(static) if (total >= PAR_MIN_ELEMS)
     for (int bg = 0; bg < B * G; bg++) {
@@ -153,8 +185,8 @@ fsd_status fsd_groupnorm_backward(float *dx, float *dweight, float *dbias, const
             const double w = weight ? weight[c] : 1.0;
             A += w * s1;
             E += w * s2;
-            part[((size_t)b * C + c) * 2 + 0] = (float)s1;
-            part[((size_t)b * C + c) * 2 + 1] = (float)(s2 * r);
+            part[(size_t)b * 2 * C + c] = (float)(s2 * r);
+            part[(size_t)b * 2 * C + C + c] = (float)s1;
         }
         if (!dx) continue;
         /* xhat = (x - mu) r, dxhat = w dy:
@@ -170,17 +202,7 @@ fsd_status fsd_groupnorm_backward(float *dx, float *dweight, float *dbias, const
             for (int i = 0; i < HW; i++) dc[i] += alpha * gc[i] + beta * (xc[i] - mu) + gam;
         }
     }
-    if (dweight || dbias) {
-        for (int c = 0; c < C; c++) {
-            double sb = 0.0, sw = 0.0;
-            for (int b = 0; b < B; b++) {
-                sb += part[((size_t)b * C + c) * 2 + 0];
-                sw += part[((size_t)b * C + c) * 2 + 1];
-            }
-            if (dbias) dbias[c] += (float)sb;
-            if (dweight) dweight[c] += (float)sw;
-        }
-    }
+    if (dweight || dbias) reduce_partials(dweight, dbias, part, B, C, (double *)(part + (size_t)B * 2 * C));
     fsd_ws_release(&sc);
     return FSD_OK;
 }
@@ -222,8 +244,11 @@ fsd_status fsd_layernorm_backward(float *dx, float *dweight, float *dbias, const
     const int nblk = (N + rows_per_blk - 1) / rows_per_blk;
     const int want_p = dweight || dbias;
     fsd_ws_scratch sc;
-    float *part = fsd_ws_floats(&sc, ws, want_p ? (size_t)nblk * 2 * C : 1);
+    /* [nblk][2C] partials, then [C] weights (ones when weight is NULL: branch-free inner loops) */
+    float *part = fsd_ws_floats(&sc, ws, (want_p ? partials_floats(nblk, C) : 0) + (size_t)C);
     if (!part) return FSD_ERR_NOMEM;
+    float *wv = part + (want_p ? partials_floats(nblk, C) : 0);
+    for (int c = 0; c < C; c++) wv[c] = weight ? weight[c] : 1.0f;
     const size_t total = (size_t)N * C;
 #pragma omp parallel for schedule(static) if (total >= PAR_MIN_ELEMS)
     for (int blk = 0; blk < nblk; blk++) {
@@ -234,37 +259,19 @@ fsd_status fsd_layernorm_backward(float *dx, float *dweight, float *dbias, const
         for (int n = blk * rows_per_blk; n < n1; n++) {
             const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
             const float m = mean[n], r = rstd[n];
-            if (want_p)
-                for (int c = 0; c < C; c++) {
-                    pw[c] += gr[c] * (xr[c] - m) * r;
-                    pb[c] += gr[c];
-                }
+            /* start fetching this row of dx now so it arrives while the sums run */
+            if (dx)
+                for (int c = 0; c < C; c += 16) __builtin_prefetch(dx + (size_t)n * C + c, 1, 3);
+            float a, e;
+            ln_row_sums(gr, xr, wv, C, m, r, want_p ? pw : NULL, pb, &a, &e);
             if (!dx) continue;
-            /* a = sum w dy, e = sum w dy (x - m); dx = r w dy - r a/C - (x - m) r^3 e / C */
-            float a = 0.0f, e = 0.0f;
-#pragma omp simd reduction(+ : a, e)
-            for (int c = 0; c < C; c++) {
-                float wg = gr[c] * (weight ? weight[c] : 1.0f);
-                a += wg;
-                e += wg * (xr[c] - m);
-            }
+            /* dx = r w dy - r a/C - (x - m) r^3 e / C */
             const float gam = -r * a / C, beta = -r * r * r * e / C;
             float *dr = dx + (size_t)n * C;
-            for (int c = 0; c < C; c++)
-                dr[c] += r * (weight ? weight[c] : 1.0f) * gr[c] + beta * (xr[c] - m) + gam;
+            for (int c = 0; c < C; c++) dr[c] += r * wv[c] * gr[c] + beta * (xr[c] - m) + gam;
         }
     }
-    if (want_p) {
-        for (int c = 0; c < C; c++) {
-            double sw = 0.0, sb = 0.0;
-            for (int blk = 0; blk < nblk; blk++) {
-                sw += part[(size_t)blk * 2 * C + c];
-                sb += part[(size_t)blk * 2 * C + C + c];
-            }
-            if (dweight) dweight[c] += (float)sw;
-            if (dbias) dbias[c] += (float)sb;
-        }
-    }
+    if (want_p) reduce_partials(dweight, dbias, part, nblk, C, (double *)(part + (size_t)nblk * 2 * C));
     fsd_ws_release(&sc);
     return FSD_OK;
 }
@@ -336,7 +343,7 @@ fsd_status fsd_layernorm_cm_backward(float *dx, float *dweight, float *dbias, co
     const int want_p = dweight || dbias;
     fsd_ws_scratch sc;
     /* per tile: [C] sum dy (x - mu) r, [C] sum dy */
-    float *part = fsd_ws_floats(&sc, ws, want_p ? (size_t)ntiles * 2 * C : 1);
+    float *part = fsd_ws_floats(&sc, ws, want_p ? partials_floats(ntiles, C) : 1);
     if (!part) return FSD_ERR_NOMEM;
     const size_t total = (size_t)B * C * L;
     const float invC = 1.0f / C;
@@ -386,17 +393,7 @@ fsd_status fsd_layernorm_cm_backward(float *dx, float *dweight, float *dbias, co
             for (int l = 0; l < nl; l++) dc[l] += rs[l] * w * gc[l] + e[l] * (xc[l] - mu[l]) + a[l];
         }
     }
-    if (want_p) {
-        for (int c = 0; c < C; c++) {
-            double sw = 0.0, sb = 0.0;
-            for (int t = 0; t < ntiles; t++) {
-                sw += part[(size_t)t * 2 * C + c];
-                sb += part[(size_t)t * 2 * C + C + c];
-            }
-            if (dweight) dweight[c] += (float)sw;
-            if (dbias) dbias[c] += (float)sb;
-        }
-    }
+    if (want_p) reduce_partials(dweight, dbias, part, ntiles, C, (double *)(part + (size_t)ntiles * 2 * C));
     fsd_ws_release(&sc);
     return FSD_OK;
 }

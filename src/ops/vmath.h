@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float fsd_bits_to_float(int32_t i) {
+static inline float fsd_bits_to_float(uint32_t i) {
     float f;
     memcpy(&f, &i, sizeof f);
     return f;
@@ -39,8 +39,8 @@ static inline float fsd_expf(float x) {
     p = __builtin_fmaf(p, r, 0.5f);
     p = __builtin_fmaf(p, r, 1.0f);
     p = __builtin_fmaf(p, r, 1.0f);
-    int32_t k = (int32_t)kf;
-    return p * fsd_bits_to_float((k + 127) << 23);
+    int32_t k = (int32_t)kf; /* in [-126, 127] after the clamp */
+    return p * fsd_bits_to_float((uint32_t)(k + 127) << 23);
 }
 
 /* 1/sqrt(x) for positive normal x: bit-trick seed, then three Newton steps (relative error
@@ -49,7 +49,7 @@ static inline float fsd_expf(float x) {
 static inline float fsd_rsqrtf(float x) {
     int32_t i;
     memcpy(&i, &x, sizeof i);
-    float y = fsd_bits_to_float(0x5f3759df - (i >> 1));
+    float y = fsd_bits_to_float(0x5f3759dfu - (uint32_t)(i >> 1));
     float hx = 0.5f * x;
     y = y * (1.5f - hx * y * y);
     y = y * (1.5f - hx * y * y);
