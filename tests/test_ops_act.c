@@ -4,7 +4,8 @@
  * Tolerances (rel_err of testutil.h): forward <= 1e-4, dx <= 1e-3; finite differences (h = 1e-2):
  * |fd - analytic| <= 1e-3 + 1e-2 max|analytic|; vmath: exp / sigmoid / log1p / sqrt / rsqrt
  * <= 4 ulp-equivalent relative error (4 * 2^-23 = 4.8e-7); erf <= 2.5e-7 absolute on [-6, 6] and
- * <= 4.8e-7 relative on |x| < 1 (the series branch). */
+ * <= 4.8e-7 relative on |x| < 1 (the series branch); erf_abs <= 6e-7 absolute (A&S bound plus float rounding of 1 - tP(t)e near 0); GELU <= 2.5e-7 and
+ * GELU' <= 5e-7 absolute per max(1, |x|) on [-6, 6]. */
 #include "fsdiff/ops_linear.h"
 #include "ops/vmath.h"
 #include "testutil.h"
@@ -120,6 +121,7 @@ static void fd_checks(void) {
 
 static void vmath_accuracy(void) {
     double e_exp = 0, e_sig = 0, e_l1p = 0, e_erf = 0, e_erf_rel = 0, e_sqrt = 0, e_rsq = 0, e_sp = 0;
+    double e_erf_abs = 0, e_gelu = 0, e_gelu_g = 0;
     /* exp on [-87, 88] (the clamp range), relative */
     for (int i = 0; i <= 2000000; i++) {
         float x = (float)(-87.0 + 175.0 * i / 2000000.0);
@@ -148,6 +150,14 @@ static void vmath_accuracy(void) {
         double r = erf((double)x), e = fabs(fsd_erff(x) - r);
         if (e > e_erf) e_erf = e;
         if (fabsf(x) < 1.0f && r != 0.0 && e / fabs(r) > e_erf_rel) e_erf_rel = e / fabs(r);
+        e = fabs(fsd_erff_abs(x) - r);
+        if (e > e_erf_abs) e_erf_abs = e;
+        /* GELU and its derivative, absolute error scaled by max(1, |x|) */
+        double xd = x, cdf = 0.5 * (1.0 + erf(xd / sqrt(2.0))), sc = fabs(xd) > 1.0 ? fabs(xd) : 1.0;
+        e = fabs(fsd_geluf(x) - xd * cdf) / sc;
+        if (e > e_gelu) e_gelu = e;
+        e = fabs(fsd_gelu_gradf(x) - (cdf + xd * exp(-0.5 * xd * xd) / sqrt(2.0 * M_PI))) / sc;
+        if (e > e_gelu_g) e_gelu_g = e;
     }
     /* sqrt / rsqrt over many binades, including subnormals for sqrt */
     for (int k = -149; k <= 127; k++)
@@ -168,6 +178,9 @@ static void vmath_accuracy(void) {
     tu_check(e_l1p <= tol, "vmath log1p relative error %.3g on [0, 1]", e_l1p);
     tu_check(e_erf <= 2.5e-7, "vmath erf absolute error %.3g on [-6, 6] (A&S 7.1.26 bound 1.5e-7 + rounding)", e_erf);
     tu_check(e_erf_rel <= tol, "vmath erf relative error %.3g on |x| < 1", e_erf_rel);
+    tu_check(e_erf_abs <= 6e-7, "vmath erf_abs (A&S only, used by GELU) absolute error %.3g on [-6, 6]", e_erf_abs);
+    tu_check(e_gelu <= 2.5e-7 && e_gelu_g <= 5e-7,
+             "vmath GELU / GELU' error %.3g / %.3g (absolute, / max(1,|x|)) on [-6, 6]", e_gelu, e_gelu_g);
     tu_check(e_sqrt <= tol, "vmath sqrt relative error %.3g over all binades", e_sqrt);
     tu_check(e_rsq <= tol, "vmath rsqrt relative error %.3g over normal binades", e_rsq);
     tu_check(fsd_sqrtf(0.0f) == 0.0f && fsd_expf(-1000.0f) < 1.3e-38f && isfinite(fsd_expf(1000.0f)) &&

@@ -58,28 +58,36 @@ double fsd_l1_loss_forward(const float *pred, const float *target, size_t n) { r
 
 double fsd_mse_loss_forward(const float *pred, const float *target, size_t n) { return mean_loss(pred, target, n, 1); }
 
+/* g_i = s sign(p_i - t_i) (kind 0, sign(0) = 0 as torch.sign) or s (p_i - t_i) (kind 1);
+ * dpred += g, dtarget -= g. Separate loops per NULL pattern keep the bodies branch-free. */
+static void loss_backward(float *dpred, float *dtarget, const float *p, const float *t, size_t n, float s,
+                          int kind) {
+#define LOSS_G(i) (kind ? s * (p[i] - t[i]) : (p[i] > t[i] ? s : (p[i] < t[i] ? -s : 0.0f)))
+    if (dpred && dtarget) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
+        for (size_t i = 0; i < n; i++) {
+            float g = LOSS_G(i);
+            dpred[i] += g;
+            dtarget[i] -= g;
+        }
+    } else if (dpred) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
+        for (size_t i = 0; i < n; i++) dpred[i] += LOSS_G(i);
+    } else if (dtarget) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
+        for (size_t i = 0; i < n; i++) dtarget[i] -= LOSS_G(i);
+    }
+#undef LOSS_G
+}
+
 void fsd_l1_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
                           float dloss) {
     if (n == 0) return;
-    const float s = (float)((double)dloss / (double)n);
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
-    for (size_t i = 0; i < n; i++) {
-        float d = pred[i] - target[i];
-        /* sign with sign(0) = 0, like torch.sign in L1Loss's backward */
-        float g = s * (float)((d > 0.0f) - (d < 0.0f));
-        if (dpred) dpred[i] += g;
-        if (dtarget) dtarget[i] -= g;
-    }
+    loss_backward(dpred, dtarget, pred, target, n, (float)((double)dloss / (double)n), 0);
 }
 
 void fsd_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
                            float dloss) {
     if (n == 0) return;
-    const float s = (float)(2.0 * (double)dloss / (double)n);
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
-    for (size_t i = 0; i < n; i++) {
-        float g = s * (pred[i] - target[i]);
-        if (dpred) dpred[i] += g;
-        if (dtarget) dtarget[i] -= g;
-    }
+    loss_backward(dpred, dtarget, pred, target, n, (float)(2.0 * (double)dloss / (double)n), 1);
 }

@@ -176,7 +176,8 @@ fsd_status fsd_groupnorm_backward(float *dx, float *dweight, float *dbias, const
         const int b = bg / G, g = bg % G;
         const float *xg = x + (size_t)bg * M, *dyg = dy + (size_t)bg * M;
         const float mu = mean[bg], r = rstd[bg];
-        /* A = sum_c w_c s1_c = sum dxhat / rstd-free; E = sum_c w_c s2_c */
+        /* over the group: A = sum w dy, E = sum w dy (x - mu); per channel s1 = sum dy,
+         * s2 = sum dy (x - mu) also give dbias and dweight (= s2 rstd) */
         double A = 0.0, E = 0.0;
         for (int cc = 0; cc < cpg; cc++) {
             const int c = g * cpg + cc;
@@ -259,9 +260,6 @@ fsd_status fsd_layernorm_backward(float *dx, float *dweight, float *dbias, const
         for (int n = blk * rows_per_blk; n < n1; n++) {
             const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
             const float m = mean[n], r = rstd[n];
-            /* start fetching this row of dx now so it arrives while the sums run */
-            if (dx)
-                for (int c = 0; c < C; c += 16) __builtin_prefetch(dx + (size_t)n * C + c, 1, 3);
             float a, e;
             ln_row_sums(gr, xr, wv, C, m, r, want_p ? pw : NULL, pb, &a, &e);
             if (!dx) continue;

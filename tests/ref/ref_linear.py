@@ -34,7 +34,7 @@ def generate(out_dir, data_dir):
     for name, N, nin, nout, bias in [("lin_n7_5to3_bias", 7, 5, 3, True),
                                      ("lin_n33_64to96_bias", 33, 64, 96, True),
                                      ("lin_n65_9to36_nobias", 65, 9, 36, False),  # Mamba in_proj shape
-                                     ("lin_n300_17to1_bias", 300, 17, 1, True)]:   # crosses the 256-row db groups
+                                     ("lin_n600_17to3_bias", 600, 17, 3, True)]:   # 3 groups of <= 256 rows for db
         seed += 10
         inputs = {"x": randn((N, nin), seed), "W": randn((nout, nin), seed + 1, 1.0 / math.sqrt(nin))}
         grads = ["x", "W"]
