@@ -31,13 +31,17 @@ static void filt_valid(const double *x, const double *z, int w, int h, const dou
         const double *xr = x + (size_t)y * w;
         const double *zr = z ? z + (size_t)y * w : NULL;
         double *tr = tmp + (size_t)y * ow;
-        for (int j = 0; j < ow; j++) {
-            double s = 0;
-            if (zr)
-                for (int i = 0; i < n; i++) s += k[i] * xr[j + i] * zr[j + i];
-            else
-                for (int i = 0; i < n; i++) s += k[i] * xr[j + i];
-            tr[j] = s;
+        /* tap-outer loops so the inner loop runs over contiguous pixels (vectorises) */
+        for (int j = 0; j < ow; j++) tr[j] = 0;
+        for (int i = 0; i < n; i++) {
+            double ki = k[i];
+            const double *xi = xr + i;
+            if (zr) {
+                const double *zi = zr + i;
+                for (int j = 0; j < ow; j++) tr[j] += ki * xi[j] * zi[j];
+            } else {
+                for (int j = 0; j < ow; j++) tr[j] += ki * xi[j];
+            }
         }
     }
 #pragma omp parallel for schedule(static)
