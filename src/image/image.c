@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,18 +52,17 @@ fsd_status fsd_image_copy(fsd_image *dst, const fsd_image *src) {
 /* ---------------------------------------------------------------- CRC-32 (PNG, ISO 3309) */
 
 static uint32_t g_crc_table[256];
-static int g_crc_ready;
+static pthread_once_t g_crc_once = PTHREAD_ONCE_INIT;
 
-static void crc_init(void) {
-    /* Idempotent and the table is deterministic, so a benign race only writes equal values. */
-    if (g_crc_ready) return;
+static void crc_build(void) {
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t c = n;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1; /* reflected poly 0x04C11DB7 */
         g_crc_table[n] = c;
     }
-    g_crc_ready = 1;
 }
+
+static void crc_init(void) { pthread_once(&g_crc_once, crc_build); }
 
 static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++) crc = g_crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);

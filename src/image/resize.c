@@ -17,6 +17,7 @@
 #include "fsdiff/image.h"
 
 #include <limits.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,21 +120,28 @@ static void hpass_u8(const unsigned char *src, int c, int h, int w, int y0, int 
         }
 }
 
-/* src [c][h][w] -> dst [c][oh][w]; tap indices are relative to row y0 of src. */
+/* src [c][h][w] -> dst [c][oh][w]; tap indices are relative to row y0 of src. Rows are accumulated
+ * whole (tap-outer loop) so the inner loop runs along contiguous memory. */
 static void vpass_u8(const unsigned char *src, int c, int h, int w, int y0, const taps *t, int oh,
-                     unsigned char *dst) {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)c * oh * w > 65536)
-    for (int ch = 0; ch < c; ch++)
-        for (int y = 0; y < oh; y++) {
-            const int32_t *k = t->wi + (size_t)y * t->ksize;
-            const unsigned char *in = src + ((size_t)ch * h + (t->lo[y] - y0)) * w;
-            unsigned char *out = dst + ((size_t)ch * oh + y) * w;
-            for (int x = 0; x < w; x++) {
-                int32_t acc = 1 << (FIX_BITS - 1);
-                for (int j = 0; j < t->len[y]; j++) acc += (int32_t)in[(size_t)j * w + x] * k[j];
-                out[x] = fix_to_u8(acc);
+                     unsigned char *dst, void *scratch) {
+#pragma omp parallel if ((size_t)c * oh * w > 65536)
+    {
+        int32_t *acc = (int32_t *)((double *)scratch + (size_t)omp_get_thread_num() * w);
+#pragma omp for collapse(2) schedule(static)
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < oh; y++) {
+                const int32_t *k = t->wi + (size_t)y * t->ksize;
+                const unsigned char *in = src + ((size_t)ch * h + (t->lo[y] - y0)) * w;
+                unsigned char *out = dst + ((size_t)ch * oh + y) * w;
+                for (int x = 0; x < w; x++) acc[x] = 1 << (FIX_BITS - 1);
+                for (int j = 0; j < t->len[y]; j++) {
+                    const unsigned char *row = in + (size_t)j * w;
+                    const int32_t kj = k[j];
+                    for (int x = 0; x < w; x++) acc[x] += (int32_t)row[x] * kj;
+                }
+                for (int x = 0; x < w; x++) out[x] = fix_to_u8(acc[x]);
             }
-        }
+    }
 }
 
 /* ---------------------------------------------------------------- float path */
@@ -154,19 +162,26 @@ static void hpass_f(const float *src, int c, int h, int w, int y0, int rows, con
         }
 }
 
-static void vpass_f(const float *src, int c, int h, int w, int y0, const taps *t, int oh, float *dst) {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)c * oh * w > 65536)
-    for (int ch = 0; ch < c; ch++)
-        for (int y = 0; y < oh; y++) {
-            const double *k = t->w + (size_t)y * t->ksize;
-            const float *in = src + ((size_t)ch * h + (t->lo[y] - y0)) * w;
-            float *out = dst + ((size_t)ch * oh + y) * w;
-            for (int x = 0; x < w; x++) {
-                double acc = 0.0;
-                for (int j = 0; j < t->len[y]; j++) acc += in[(size_t)j * w + x] * k[j];
-                out[x] = (float)acc;
+static void vpass_f(const float *src, int c, int h, int w, int y0, const taps *t, int oh, float *dst,
+                    void *scratch) {
+#pragma omp parallel if ((size_t)c * oh * w > 65536)
+    {
+        double *acc = (double *)scratch + (size_t)omp_get_thread_num() * w;
+#pragma omp for collapse(2) schedule(static)
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < oh; y++) {
+                const double *k = t->w + (size_t)y * t->ksize;
+                const float *in = src + ((size_t)ch * h + (t->lo[y] - y0)) * w;
+                float *out = dst + ((size_t)ch * oh + y) * w;
+                for (int x = 0; x < w; x++) acc[x] = 0.0;
+                for (int j = 0; j < t->len[y]; j++) {
+                    const float *row = in + (size_t)j * w;
+                    const double kj = k[j];
+                    for (int x = 0; x < w; x++) acc[x] += row[x] * kj;
+                }
+                for (int x = 0; x < w; x++) out[x] = (float)acc[x];
             }
-        }
+    }
 }
 
 /* ---------------------------------------------------------------- driver */
@@ -184,6 +199,7 @@ fsd_status fsd_image_resize_bicubic(const fsd_image *in, int out_w, int out_h, i
     if (s) return s;
     const int need_h = out_w != w, need_v = out_h != h;
     taps th = {0}, tv = {0};
+    void *scratch = NULL;
     if ((s = taps_init(&th, w, out_w, u8_exact)) || (s = taps_init(&tv, h, out_h, u8_exact))) goto fail;
 
     /* Only the source rows the vertical pass reads go through the horizontal pass. */
@@ -191,6 +207,12 @@ fsd_status fsd_image_resize_bicubic(const fsd_image *in, int out_w, int out_h, i
     int y1 = need_v ? tv.lo[out_h - 1] + tv.len[out_h - 1] : h;
     int rows = y1 - y0;
     size_t n_in = (size_t)w * h * c, n_out = (size_t)out_w * out_h * c;
+    /* one accumulator row (out_w doubles) per thread for the vertical pass */
+    scratch = fsd_alloc((size_t)omp_get_max_threads() * out_w * sizeof(double));
+    if (!scratch) {
+        s = FSD_ERR_NOMEM;
+        goto fail;
+    }
 
     if (u8_exact) {
         unsigned char *src = fsd_alloc(n_in), *tmp = NULL, *dst = fsd_alloc(n_out);
@@ -215,11 +237,11 @@ fsd_status fsd_image_resize_bicubic(const fsd_image *in, int out_w, int out_h, i
                 goto fail;
             }
             hpass_u8(src, c, h, w, y0, rows, &th, out_w, tmp);
-            vpass_u8(tmp, c, rows, out_w, y0, &tv, out_h, dst);
+            vpass_u8(tmp, c, rows, out_w, y0, &tv, out_h, dst, scratch);
         } else if (need_h) {
             hpass_u8(src, c, h, w, 0, h, &th, out_w, dst);
         } else if (need_v) {
-            vpass_u8(src, c, h, w, 0, &tv, out_h, dst);
+            vpass_u8(src, c, h, w, 0, &tv, out_h, dst, scratch);
         } else {
             memcpy(dst, src, n_in);
         }
@@ -235,20 +257,22 @@ fsd_status fsd_image_resize_bicubic(const fsd_image *in, int out_w, int out_h, i
                 goto fail;
             }
             hpass_f(in->data, c, h, w, y0, rows, &th, out_w, tmp);
-            vpass_f(tmp, c, rows, out_w, y0, &tv, out_h, out->data);
+            vpass_f(tmp, c, rows, out_w, y0, &tv, out_h, out->data, scratch);
             fsd_free(tmp);
         } else if (need_h) {
             hpass_f(in->data, c, h, w, 0, h, &th, out_w, out->data);
         } else if (need_v) {
-            vpass_f(in->data, c, h, w, 0, &tv, out_h, out->data);
+            vpass_f(in->data, c, h, w, 0, &tv, out_h, out->data, scratch);
         } else {
             memcpy(out->data, in->data, n_in * sizeof(float));
         }
     }
+    fsd_free(scratch);
     taps_free(&th);
     taps_free(&tv);
     return FSD_OK;
 fail:
+    fsd_free(scratch);
     taps_free(&th);
     taps_free(&tv);
     fsd_image_free(out);

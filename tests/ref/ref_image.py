@@ -68,8 +68,8 @@ def resize_cases(d, tag, im, direction):
         sizes = {"d2": (60, 48), "d4": (30, 24), "d8": (15, 12), "d3.3": (round(120 / 3.3), round(96 / 3.3)),
                  "aniso": (50, 130)}
     else:
-        src = crop(im, 25, 19, 0.4, 0.5)
-        sizes = {"u2": (50, 38), "u4": (100, 76), "u8": (200, 152)}
+        src = crop(im, 21, 17, 0.4, 0.5)
+        sizes = {"u2": (42, 34), "u4": (84, 68), "u8": (168, 136)}
     t = {"src": planar(src)}
     meta = {"tags": " ".join(sizes), "mode": src.mode, "source": tag}
     for k, (w, h) in sizes.items():
