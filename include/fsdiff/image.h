@@ -31,8 +31,11 @@ fsd_status fsd_image_load_mem(const unsigned char *buf, size_t n, const char *la
 /* Pixel limit for the loaders (w*h); <= 0 restores the default of 2^28. Process-wide. */
 void fsd_image_set_max_pixels(int64_t max_pixels);
 
-/* Save as 8-bit PNG (values rounded and clipped to 0..255) atomically (temp + rename).
- * Optional tEXt chunks: text[2k] = keyword, text[2k+1] = value, for k < n_text. */
+/* Save as 8-bit PNG (values rounded half up and clipped to 0..255, NaN -> 0) atomically (temp +
+ * fsync + rename: on failure the destination is untouched). Optional tEXt chunks, placed right
+ * after IHDR: text[2k] = keyword, text[2k+1] = value, for k < n_text. Keywords must be 1..79
+ * printable Latin-1 characters without leading, trailing or double spaces (PNG rule), else
+ * FSD_ERR_INVALID and nothing is written; values are any NUL-free bytes (Latin-1 by the spec). */
 fsd_status fsd_image_save_png(const char *path, const fsd_image *im, const char *const *text, int n_text);
 /* Encode to an in-memory PNG (fsd_free *out). */
 fsd_status fsd_image_encode_png(const fsd_image *im, const char *const *text, int n_text,
