@@ -37,6 +37,8 @@ def planar(a):
 
 def pick(data_dir, sub, mode, prefer=None):
     """A real image from data_dir/sub with the given PIL mode (preferred name first, else sorted order)."""
+    if not os.path.isdir(os.path.join(data_dir, sub)):
+        raise RuntimeError(f"data folder {os.path.join(data_dir, sub)} not found (configure with FSDIFF_DATA=...)")
     files = sorted(glob.glob(os.path.join(data_dir, sub, "*.png")))
     if prefer:
         files = [f for f in files if os.path.basename(f).startswith(prefer)] + files
