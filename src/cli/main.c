@@ -11,9 +11,11 @@
 /* Sub-commands: declare `int cmd_NAME(int argc, char **argv);` and add one row to the table. */
 
 int cmd_info(int argc, char **argv);
+int cmd_degrade(int argc, char **argv);
 
 static const fsd_command k_commands[] = {
     {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
+    {"degrade", "make a low-resolution input: blur, Pillow-exact bicubic downscale, noise", cmd_degrade},
     {NULL, NULL, NULL} /* end */
 };
 
