@@ -12,10 +12,12 @@
 
 int cmd_info(int argc, char **argv);
 int cmd_degrade(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 static const fsd_command k_commands[] = {
     {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
     {"degrade", "make a low-resolution input: blur, Pillow-exact bicubic downscale, noise", cmd_degrade},
+    {"metrics", "fusion metrics (EN SD SF AG MI SCD VIF Qabf SSIM CC PSNR) and SR PSNR/SSIM", cmd_metrics},
     {NULL, NULL, NULL} /* end */
 };
 
