@@ -10,7 +10,10 @@
 
 /* Sub-commands: declare `int cmd_NAME(int argc, char **argv);` and add one row to the table. */
 
+int cmd_info(int argc, char **argv);
+
 static const fsd_command k_commands[] = {
+    {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
     {NULL, NULL, NULL} /* end */
 };
 

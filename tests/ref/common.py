@@ -42,7 +42,7 @@ def save_safetensors(path, tensors, metadata=None, dtypes=None):
                 a = a.astype(_NP[want])
             elif a.dtype == np.float64:
                 a = a.astype(np.float32)
-            a = np.ascontiguousarray(a)
+            a = np.array(a, order="C", copy=True)  # (ascontiguousarray would turn 0-d into 1-d)
             dt = _DT[a.dtype]
             raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
