@@ -87,6 +87,19 @@ check "--scale: unequal upsampled sizes refused, names both" '[[ $rc -eq 1 && "$
 sz=$("$PY" -c "from PIL import Image; print(Image.open('$T/sr2.png').size)")
 check "--scale-a 2 --scale-b 4 on 128 and 64 px inputs -> 256x256 ($sz)" '[[ $rc -eq 0 && "$sz" == "(256, 256)" ]]'
 
+# SR then fuse with average on a grey pair = mean of the two PIL bicubic upsamplings (8-bit exact)
+"$PY" -c "
+from PIL import Image
+Image.open('$TIR').resize((100, 80), Image.BICUBIC).save('$T/lr_tir.png')
+Image.open('$TVI').convert('L').resize((100, 80), Image.BICUBIC).save('$T/lr_tvi.png')"
+"$B" classic --quiet --method average --a "$T/lr_tir.png" --b "$T/lr_tvi.png" --scale 3 -o "$T/sr_avg.png"; rc=$?
+res=$("$PY" -c "
+import numpy as np; from PIL import Image
+up = [np.asarray(Image.open(f).resize((300, 240), Image.BICUBIC), dtype=np.float64) for f in ('$T/lr_tir.png', '$T/lr_tvi.png')]
+o = np.asarray(Image.open('$T/sr_avg.png'), dtype=np.float64)
+print(o.shape == (240, 300) and np.abs(o - (up[0] + up[1]) / 2).max() <= 0.5)")
+check "--scale 3 average = mean of PIL bicubic upsamplings (+-0.5)" '[[ $rc -eq 0 && "$res" == True ]]'
+
 # teacher on a small copy of the layout: 2 sets x 1 split x 2 pairs
 S="$T/data"
 mkdir -p "$S/ivf/val/ir" "$S/ivf/val/vi" "$S/med/val/mri" "$S/med/val/other"
@@ -95,7 +108,11 @@ for n in pet_25024 ct_2005; do cp "$D/med/val/mri/$n.png" "$S/med/val/mri/"; cp 
 err=$("$B" teacher --method gff --data "$S" --out "$T/tgt" 2>&1); rc=$?
 check "teacher: 4 written ($err)" '[[ $rc -eq 0 && "$err" == *"4 pairs: 4 written, 0 skipped"* && -s "$T/tgt/med/val/pet_25024.png" && -s "$T/tgt/ivf/val/tno_marne_11.png" ]]'
 "$B" classic --quiet --method gff --a "$S/med/val/mri/pet_25024.png" --b "$S/med/val/other/pet_25024.png" -o "$T/one.png"
-check "teacher target = classic output" 'cmp -s "$T/one.png" "$T/tgt/med/val/pet_25024.png"'
+same=$("$PY" -c "
+import numpy as np; from PIL import Image
+a = np.asarray(Image.open('$T/one.png')); b = np.asarray(Image.open('$T/tgt/med/val/pet_25024.png'))
+print(a.shape == b.shape and (a == b).all())")
+check "teacher target = classic output (pixels)" '[[ "$same" == True ]]'
 err=$("$B" teacher --method gff --data "$S" --out "$T/tgt" 2>&1); rc=$?
 check "teacher rerun: all cached" '[[ $rc -eq 0 && "$err" == *"0 written, 4 skipped"* ]]'
 sleep 0.05; touch "$S/ivf/val/vi/tno_marne_11.png"
@@ -105,6 +122,9 @@ err=$("$B" teacher --method average --data "$S" --out "$T/tgt" 2>&1); rc=$?
 check "teacher: another method on the same OUT refused" '[[ $rc -eq 1 && $(echo "$err" | wc -l) -eq 1 && "$err" == *"another method"* ]]'
 err=$("$B" teacher --method average --force --data "$S" --out "$T/tgt" 2>&1); rc=$?
 check "teacher --force rewrites all" '[[ $rc -eq 0 && "$err" == *"4 written, 0 skipped"* ]]'
+cp "$D/ivf/val/ir/roadscene_FLIR_00455.png" "$S/med/val/other/ct_2005.png"; sleep 0.05; touch "$S/med/val/other/ct_2005.png"
+err=$("$B" teacher --method average --data "$S" --out "$T/tgt" 2>&1); rc=$?
+check "teacher: a pair of different sizes names both files" '[[ $rc -eq 1 && $(echo "$err" | wc -l) -eq 1 && "$err" == *"mri/ct_2005.png is 256x256"*"other/ct_2005.png is "* ]]'
 rm "$S/med/val/other/ct_2005.png"
 err=$("$B" teacher --method average --data "$S" --out "$T/tgt" 2>&1); rc=$?
 check "teacher: missing partner named" '[[ $rc -eq 1 && $(echo "$err" | wc -l) -eq 1 && "$err" == *"med/val/mri/ct_2005.png has no partner in"*"med/val/other/"* ]]'
