@@ -1,12 +1,19 @@
-/* Vectorisable float math for the ops' inner loops.
+/* Vectorisable float math for the ops' inner loops (internal to src/ops; other op families may
+ * include it).
  *
- * libm's expf/erff/log1pf are opaque calls, so a loop that uses them runs one element at a time
- * (GCC only maps them to SIMD variants under -ffast-math, which the build does not use). These
- * static inline versions use only +, *, fma, compares/selects and int<->float bit moves, so GCC
- * vectorises a loop calling them at -O3 -march=native. Accuracy (measured in tests/test_ops_act.c
- * against double libm): see the bounds checked there. Derived from the
- * textbook definitions (range reduction + Taylor series, Abramowitz & Stegun 7.1.26, atanh series);
- * internal to src/ops, other op families may include it. */
+ * libm's expf/erff/log1pf/sqrtf are opaque calls (sqrtf keeps an errno branch), so a loop using
+ * them runs one element at a time: GCC maps them to SIMD only under -ffast-math, which the build
+ * does not use. These static inline versions use only +, *, explicit fma, compares/selects and
+ * int<->float bit moves, so a loop calling them vectorises at -O3 -march=native. Written from the
+ * textbook methods (exp: range reduction + our own fitted polynomial; erf: Maclaurin series and
+ * Abramowitz & Stegun 7.1.26; log1p: atanh series; rsqrt: Newton). Accuracy against double libm is
+ * measured in tests/test_ops_act.c (exp 0.75 ulp, sigmoid / softplus / log1p / sqrt <= 2.5e-7
+ * relative, erf <= 1.8e-7 absolute).
+ *
+ * Determinism: a file whose loops call these should be compiled with fp-contract off (e.g.
+ * `#pragma GCC optimize("fp-contract=off")` before its includes, as src/ops/activation.c does);
+ * otherwise GCC may contract a*b+c differently in the vector body and in the scalar remainder, and
+ * an element's value would depend on the OpenMP chunk boundaries (the thread count). */
 #ifndef FSD_OPS_VMATH_H
 #define FSD_OPS_VMATH_H
 
@@ -30,13 +37,13 @@ static inline float fsd_expf(float x) {
     /* r = x - k ln2 in two pieces (Cody-Waite) so r keeps full precision; |r| <= ln2/2 */
     float r = __builtin_fmaf(kf, -0.693145751953125f, x);
     r = __builtin_fmaf(kf, -1.42860682030941723e-06f, r);
-    /* e^r by Taylor series to r^7: truncation < 5e-9 relative on |r| <= 0.347 */
-    float p = 1.98412698412698413e-04f; /* 1/7! */
-    p = __builtin_fmaf(p, r, 1.38888888888888889e-03f);
-    p = __builtin_fmaf(p, r, 8.33333333333333333e-03f);
-    p = __builtin_fmaf(p, r, 4.16666666666666667e-02f);
-    p = __builtin_fmaf(p, r, 1.66666666666666667e-01f);
-    p = __builtin_fmaf(p, r, 0.5f);
+    /* e^r = 1 + r q(r), q of degree 5 fitted to minimise the relative error on |r| <= ln2/2
+     * (weighted least squares iterated towards minimax, our own fit): 3.3e-9 before rounding */
+    float p = 1.385544543e-03f;
+    p = __builtin_fmaf(p, r, 8.372943848e-03f);
+    p = __builtin_fmaf(p, r, 4.166771472e-02f);
+    p = __builtin_fmaf(p, r, 1.666644365e-01f);
+    p = __builtin_fmaf(p, r, 4.999999702e-01f);
     p = __builtin_fmaf(p, r, 1.0f);
     p = __builtin_fmaf(p, r, 1.0f);
     int32_t k = (int32_t)kf; /* in [-126, 127] after the clamp */
