@@ -58,36 +58,42 @@ double fsd_l1_loss_forward(const float *pred, const float *target, size_t n) { r
 
 double fsd_mse_loss_forward(const float *pred, const float *target, size_t n) { return mean_loss(pred, target, n, 1); }
 
-/* g_i = s sign(p_i - t_i) (kind 0, sign(0) = 0 as torch.sign) or s (p_i - t_i) (kind 1);
- * dpred += g, dtarget -= g. Separate loops per NULL pattern keep the bodies branch-free. */
-static void loss_backward(float *dpred, float *dtarget, const float *p, const float *t, size_t n, float s,
-                          int kind) {
-#define LOSS_G(i) (kind ? s * (p[i] - t[i]) : (p[i] > t[i] ? s : (p[i] < t[i] ? -s : 0.0f)))
-    if (dpred && dtarget) {
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
-        for (size_t i = 0; i < n; i++) {
-            float g = LOSS_G(i);
-            dpred[i] += g;
-            dtarget[i] -= g;
-        }
-    } else if (dpred) {
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
-        for (size_t i = 0; i < n; i++) dpred[i] += LOSS_G(i);
-    } else if (dtarget) {
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)
-        for (size_t i = 0; i < n; i++) dtarget[i] -= LOSS_G(i);
+/* Backward loops: g_i = G(i), dpred += g, dtarget -= g. One loop per (loss, NULL pattern), so
+ * every OpenMP body is straight-line code (a loop-invariant `kind` test inside the outlined body
+ * kept GCC from vectorising the L1 loop). */
+#define LOSS_BACKWARD_LOOPS(G)                                                                                  \
+    if (dpred && dtarget) {                                                                                    \
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)")                              \
+        for (size_t i = 0; i < n; i++) {                                                                       \
+            float g = G(i);                                                                                    \
+            dpred[i] += g;                                                                                     \
+            dtarget[i] -= g;                                                                                   \
+        }                                                                                                      \
+    } else if (dpred) {                                                                                        \
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)")                              \
+        for (size_t i = 0; i < n; i++) dpred[i] += G(i);                                                       \
+    } else if (dtarget) {                                                                                      \
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN_ELEMS)")                              \
+        for (size_t i = 0; i < n; i++) dtarget[i] -= G(i);                                                     \
     }
-#undef LOSS_G
-}
 
 void fsd_l1_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
                           float dloss) {
     if (n == 0) return;
-    loss_backward(dpred, dtarget, pred, target, n, (float)((double)dloss / (double)n), 0);
+    const float s = (float)((double)dloss / (double)n);
+    const float *p = pred, *t = target;
+    /* s sign(p - t) with sign(0) = 0, as torch.sign in L1Loss's backward */
+#define L1_G(i) (p[i] > t[i] ? s : (p[i] < t[i] ? -s : 0.0f))
+    LOSS_BACKWARD_LOOPS(L1_G)
+#undef L1_G
 }
 
 void fsd_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
                            float dloss) {
     if (n == 0) return;
-    loss_backward(dpred, dtarget, pred, target, n, (float)(2.0 * (double)dloss / (double)n), 1);
+    const float s = (float)(2.0 * (double)dloss / (double)n);
+    const float *p = pred, *t = target;
+#define MSE_G(i) (s * (p[i] - t[i]))
+    LOSS_BACKWARD_LOOPS(MSE_G)
+#undef MSE_G
 }
