@@ -9,7 +9,7 @@
  */
 #include "fsdiff/ops_attention.h"
 
-#include "am_exp.h"
+#include "am_vec.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -121,49 +121,6 @@ AM_INLINE void rows_times_tile(float s[RB][SMALL_NK], const float *x0, int C, in
         for (int j = 0; j < SMALL_NK; j++) s[r][j] = a[r][j] * scale;
 }
 
-/* 16-lane vectors (GNU vector extension) for the per-row softmax over the padded 16 keys: the
- * max and the sum are butterflies kept in registers. Folding the 16 lanes as scalars (what a
- * reduction loop compiles to) costs far more than the exp itself: it was 2/3 of the kernel. */
-typedef float am_v16 __attribute__((vector_size(64)));
-typedef int32_t am_i16 __attribute__((vector_size(64)));
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define AM_SWAP(v, k) __builtin_shufflevector(v, v, 0 ^ (k), 1 ^ (k), 2 ^ (k), 3 ^ (k), 4 ^ (k), 5 ^ (k), 6 ^ (k), \
-                                              7 ^ (k), 8 ^ (k), 9 ^ (k), 10 ^ (k), 11 ^ (k), 12 ^ (k), 13 ^ (k),    \
-                                              14 ^ (k), 15 ^ (k))
-#endif
-#endif
-#ifndef AM_SWAP
-#define AM_SWAP(v, k) __builtin_shuffle(v, (am_i16){0 ^ (k), 1 ^ (k), 2 ^ (k), 3 ^ (k), 4 ^ (k), 5 ^ (k), 6 ^ (k),   \
-                                                    7 ^ (k), 8 ^ (k), 9 ^ (k), 10 ^ (k), 11 ^ (k), 12 ^ (k), 13 ^ (k), \
-                                                    14 ^ (k), 15 ^ (k)})
-#endif
-
-static inline am_v16 v16_select(am_i16 mask, am_v16 a, am_v16 b) {
-    return (am_v16)(((am_i16)a & mask) | ((am_i16)b & ~mask));
-}
-static inline am_v16 v16_allmax(am_v16 v) { /* every lane <- max of all lanes */
-    v = v16_select(v > AM_SWAP(v, 8), v, AM_SWAP(v, 8));
-    v = v16_select(v > AM_SWAP(v, 4), v, AM_SWAP(v, 4));
-    v = v16_select(v > AM_SWAP(v, 2), v, AM_SWAP(v, 2));
-    return v16_select(v > AM_SWAP(v, 1), v, AM_SWAP(v, 1));
-}
-static inline am_v16 v16_allsum(am_v16 v) { /* every lane <- sum of all lanes */
-    v += AM_SWAP(v, 8);
-    v += AM_SWAP(v, 4);
-    v += AM_SWAP(v, 2);
-    return v + AM_SWAP(v, 1);
-}
-static inline am_v16 v16_load(const float *p) {
-    am_v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline am_i16 v16_lanes_below(int n) {
-    const am_i16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    return lane < n;
-}
-
 /* In place: s[r] -> softmax over lanes < Nk; lanes >= Nk and rows >= nrow -> 0. */
 static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
     const am_i16 valid = v16_lanes_below(Nk);
@@ -200,9 +157,12 @@ AM_INLINE void small_forward_group(float *ob, float *Pb, const float *qb, const 
             for (int d = 0; d < dh; d++) o[r][d] += pr * vj[d];
         }
     }
-    for (int r = 0; r < nrow; r++) {
-        memcpy(ob + (size_t)r * C, o[r], (size_t)dh * sizeof(float));
-        if (Pb) memcpy(Pb + (size_t)r * Nk, p[r], (size_t)Nk * sizeof(float));
+    for (int r = 0; r < nrow; r++) memcpy(ob + (size_t)r * C, o[r], (size_t)dh * sizeof(float));
+    if (Pb) { /* the group's P rows are one contiguous run: pack, then one copy */
+        float flat[RB * SMALL_NK];
+        for (int r = 0; r < nrow; r++)
+            for (int j = 0; j < Nk; j++) flat[r * Nk + j] = p[r][j];
+        memcpy(Pb, flat, (size_t)nrow * Nk * sizeof(float));
     }
 }
 
@@ -214,9 +174,12 @@ AM_INLINE void small_backward_group(float *dqb, float *dkacc, float *dvacc, cons
                                     const float *qb, const float *kb, const float *kT, const float *vT, int nrow,
                                     int Nk, int C, float scale, const int dh) {
     float p[RB][SMALL_NK], ds[RB][SMALL_NK], g[RB][dh];
-    if (Pb) {
+    if (Pb) { /* the group's P rows are one contiguous run: one copy, then padded 16-lane loads */
+        float flat[RB * SMALL_NK + SMALL_NK];
+        const am_i16 valid = v16_lanes_below(Nk);
+        memcpy(flat, Pb, (size_t)nrow * Nk * sizeof(float));
         for (int r = 0; r < RB; r++)
-            for (int j = 0; j < SMALL_NK; j++) p[r][j] = (r < nrow && j < Nk) ? Pb[(size_t)r * Nk + j] : 0.0f;
+            v16_store(p[r], r < nrow ? v16_select(valid, v16_load(flat + r * Nk), (am_v16){0}) : (am_v16){0});
     } else {
         rows_times_tile(p, qb, C, nrow, kT, scale, dh);
         small_softmax(p, Nk, nrow);

@@ -18,13 +18,12 @@
  */
 #include "fsdiff/ops_mamba.h"
 
-#include "am_exp.h"
+#include "am_vec.h"
 
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-#define AM_INLINE static inline __attribute__((always_inline))
 
 /* ================================================================ depthwise causal conv1d */
 
@@ -138,15 +137,19 @@ static void transpose_scan_order(float *XT, const float *X, int B, int N, int L,
     }
 }
 
-/* Scan steps [k0, k1) of one channel, updating h[N] in place.
- * ys[t] (pre-gate output, may be NULL) for each step; ckpt (may be NULL): h at every chunk start.
- * BT/CT: this batch's (L, N) scan-order rows. always_inline so N = 16 becomes a constant. */
-AM_INLINE void scan_steps(float *restrict h, float *restrict ys, float *restrict ckpt, const float *restrict ur,
-                          const float *restrict dr, const float *restrict A, const float *restrict BT,
-                          const float *restrict CT, float Dv, int k0, int k1, int L, int chunk, int reverse,
-                          const int N) {
-    for (int k = k0; k < k1; k++) {
-        if (ckpt && k % chunk == 0) memcpy(ckpt + (size_t)(k / chunk) * N, h, (size_t)N * sizeof(float));
+/* One channel, whole sequence, any N: pre-gate output ys[t] (NULL: none) and the state at every
+ * chunk start in ckpt[c*N..] (NULL: none). BT/CT: this batch's (L, N) scan-order rows. */
+static void scan_channel(float *restrict ys, float *restrict ckpt, const float *restrict ur,
+                         const float *restrict dr, const float *restrict A, const float *restrict BT,
+                         const float *restrict CT, float Dv, int L, int N, int chunk, int reverse) {
+    float h[N];
+    memset(h, 0, sizeof h);
+    for (int k = 0, left = 0, c = 0; k < L; k++, left--) {
+        if (left == 0) { /* chunk start (a countdown: no division per step) */
+            if (ckpt) memcpy(ckpt + (size_t)c * N, h, (size_t)N * sizeof(float));
+            c++;
+            left = chunk;
+        }
         const int t = step_t(k, L, reverse);
         const float dt = dr[t], dtu = dt * ur[t];
         const float *Bk = BT + (size_t)k * N, *Ck = CT + (size_t)k * N;
@@ -161,15 +164,24 @@ AM_INLINE void scan_steps(float *restrict h, float *restrict ys, float *restrict
     }
 }
 
-/* One channel, whole sequence: y row (pre-gate) and checkpoints. */
-static void scan_channel(float *ys, float *ckpt, const float *ur, const float *dr, const float *A,
-                         const float *BT, const float *CT, float Dv, int L, int N, int chunk, int reverse) {
-    float h[N];
-    memset(h, 0, sizeof h);
-    if (N == 16)
-        scan_steps(h, ys, ckpt, ur, dr, A, BT, CT, Dv, 0, L, L, chunk, reverse, 16);
-    else
-        scan_steps(h, ys, ckpt, ur, dr, A, BT, CT, Dv, 0, L, L, chunk, reverse, N);
+/* The same for N = 16 (the model's d_state): the state is one 16-lane vector held in registers
+ * through the whole sequence and y_t's sum over n is a butterfly. */
+static void scan_channel16(float *restrict ys, float *restrict ckpt, const float *restrict ur,
+                           const float *restrict dr, const float *restrict A_, const float *restrict BT,
+                           const float *restrict CT, float Dv, int L, int chunk, int reverse) {
+    const am_v16 A = v16_load(A_);
+    am_v16 h = {0};
+    for (int k = 0, left = 0, c = 0; k < L; k++, left--) {
+        if (left == 0) {
+            if (ckpt) v16_store(ckpt + (size_t)c * 16, h);
+            c++;
+            left = chunk;
+        }
+        const int t = step_t(k, L, reverse);
+        const float dt = dr[t], dtu = dt * ur[t];
+        h = am_expv16(dt * A) * h + dtu * v16_load(BT + (size_t)k * 16);
+        if (ys) ys[t] = v16_sum(v16_load(CT + (size_t)k * 16) * h) + Dv * ur[t];
+    }
 }
 
 static inline float silu_gate(float z) { return z / (1.0f + am_expf(-z)); }
@@ -186,8 +198,12 @@ static void scan_forward_all(float *y, float *hckpt, const float *u, const float
         for (int n = 0; n < N; n++) A[n] = -expf(A_log[(size_t)e * N + n]);
         const size_t row = (size_t)be * L;
         float *yr = y ? y + row : NULL;
-        scan_channel(yr, hckpt ? hckpt + (size_t)be * nc * N : NULL, u + row, delta + row, A,
-                     BT + (size_t)b * L * N, CT + (size_t)b * L * N, D ? D[e] : 0.0f, L, N, chunk, reverse);
+        float *ck = hckpt ? hckpt + (size_t)be * nc * N : NULL;
+        const float *BTb = BT + (size_t)b * L * N, *CTb = CT + (size_t)b * L * N, Dv = D ? D[e] : 0.0f;
+        if (N == 16)
+            scan_channel16(yr, ck, u + row, delta + row, A, BTb, CTb, Dv, L, chunk, reverse);
+        else
+            scan_channel(yr, ck, u + row, delta + row, A, BTb, CTb, Dv, L, N, chunk, reverse);
         if (yr && z) {
             const float *zr = z + row;
 #pragma omp simd
@@ -237,13 +253,11 @@ fsd_status fsd_selective_scan_forward(float *y, float *hckpt, const float *u, co
 
 /* Phase 1 for one channel: reverse sweep of g over all steps, saving g entering each chunk
  * (from the later side) in gck[c]. g_{k-1} = a_k * (dys_k C_k + g_k), g_{L-1} = 0. */
-AM_INLINE void adjoint_sweep(float *restrict gck, const float *restrict dys, const float *restrict dr,
-                             const float *restrict A, const float *restrict CT, int L, int chunk, int reverse,
-                             const int N) {
+static void adjoint_sweep(float *restrict gck, const float *restrict dys, const float *restrict dr,
+                          const float *restrict A, const float *restrict CT, int L, int N, int chunk, int reverse) {
     float g[N];
     memset(g, 0, sizeof g);
-    const int nc = scan_nchunks(L, chunk);
-    for (int c = nc - 1; c >= 0; c--) {
+    for (int c = scan_nchunks(L, chunk) - 1; c >= 0; c--) {
         memcpy(gck + (size_t)c * N, g, (size_t)N * sizeof(float));
         const int k0 = c * chunk, k1 = k0 + chunk < L ? k0 + chunk : L;
         for (int k = k1 - 1; k >= k0; k--) {
@@ -256,19 +270,32 @@ AM_INLINE void adjoint_sweep(float *restrict gck, const float *restrict dys, con
     }
 }
 
+static void adjoint_sweep16(float *restrict gck, const float *restrict dys, const float *restrict dr,
+                            const float *restrict A_, const float *restrict CT, int L, int chunk, int reverse) {
+    const am_v16 A = v16_load(A_);
+    am_v16 g = {0};
+    for (int c = scan_nchunks(L, chunk) - 1; c >= 0; c--) {
+        v16_store(gck + (size_t)c * 16, g);
+        const int k0 = c * chunk, k1 = k0 + chunk < L ? k0 + chunk : L;
+        for (int k = k1 - 1; k >= k0; k--) {
+            const int t = step_t(k, L, reverse);
+            g = am_expv16(dr[t] * A) * (dys[t] * v16_load(CT + (size_t)k * 16) + g);
+        }
+    }
+}
+
 /* Phase 2 for one channel and one chunk [k0, k1): recompute states from h0, back-propagate from
  * the carry g. Accumulates dB/dC (chunk-local, scan order, (k1-k0, N)), dA (N, before the
- * A chain factor), accumulates du/ddelta (NULL: skipped) and writes the pre-gate output ys per step
- * into ysb. hs/as: (chunk, N) scratch. */
-AM_INLINE void chunk_backward(float *restrict dBl, float *restrict dCl, float *restrict dA, float *restrict dDp,
-                              float *restrict du, float *restrict ddelta, float *restrict ysb,
-                              float *restrict hs, float *restrict as, float *restrict g,
-                              const float *restrict h0, const float *restrict dys, const float *restrict ur,
-                              const float *restrict dr, const float *restrict A, const float *restrict BT,
-                              const float *restrict CT, float Dv, int k0, int k1, int L, int reverse,
-                              const int N) {
-    /* recompute a_k and h_k for the chunk */
-    for (int k = k0; k < k1; k++) {
+ * A chain factor), du/ddelta (NULL: skipped), *dDp, and writes the pre-gate output ys per step
+ * into ysb. hs/as: (chunk, N) scratch. Per step k, with dh = dL/dh_k:
+ *   dh = dys_k C_k + g;  dL/d(delta_k A) = dh h_{k-1} a_k;  g <- a_k dh. */
+static void chunk_backward(float *restrict dBl, float *restrict dCl, float *restrict dA, float *restrict dDp,
+                           float *restrict du, float *restrict ddelta, float *restrict ysb, float *restrict hs,
+                           float *restrict as, float *restrict g, const float *restrict h0,
+                           const float *restrict dys, const float *restrict ur, const float *restrict dr,
+                           const float *restrict A, const float *restrict BT, const float *restrict CT, float Dv,
+                           int k0, int k1, int L, int N, int reverse) {
+    for (int k = k0; k < k1; k++) { /* recompute a_k and h_k for the chunk */
         const int t = step_t(k, L, reverse), j = k - k0;
         const float dt = dr[t], dtu = dt * ur[t];
         const float *Bk = BT + (size_t)k * N, *hp = j ? hs + (size_t)(j - 1) * N : h0;
@@ -290,8 +317,8 @@ AM_INLINE void chunk_backward(float *restrict dBl, float *restrict dCl, float *r
         float ys = 0.0f, sA = 0.0f, sB = 0.0f;
 #pragma omp simd reduction(+ : ys, sA, sB)
         for (int n = 0; n < N; n++) {
-            const float dh = gy * Ck[n] + g[n];   /* dL/dh_k */
-            const float dx = dh * hp[n] * aj[n];  /* dL/d(delta_k A_n) */
+            const float dh = gy * Ck[n] + g[n];
+            const float dx = dh * hp[n] * aj[n];
             ys += Ck[n] * hj[n];
             dCj[n] += gy * hj[n];
             dBj[n] += dh * dtu;
@@ -305,6 +332,50 @@ AM_INLINE void chunk_backward(float *restrict dBl, float *restrict dCl, float *r
         if (du) du[t] += sB * dt + gy * Dv;
         if (ddelta) ddelta[t] += sA + sB * ut;
     }
+    *dDp += dD;
+}
+
+/* chunk_backward for N = 16: g, dA and each step's vectors in registers, the three sums over n
+ * of a step (y, d/ddelta through A, d/ddelta through B) folded together. */
+static void chunk_backward16(float *restrict dBl, float *restrict dCl, float *restrict dA_, float *restrict dDp,
+                             float *restrict du, float *restrict ddelta, float *restrict ysb, float *restrict hs,
+                             float *restrict as, float *restrict g_, const float *restrict h0,
+                             const float *restrict dys, const float *restrict ur, const float *restrict dr,
+                             const float *restrict A_, const float *restrict BT, const float *restrict CT, float Dv,
+                             int k0, int k1, int L, int reverse) {
+    const am_v16 A = v16_load(A_);
+    am_v16 h = v16_load(h0);
+    for (int k = k0; k < k1; k++) {
+        const int t = step_t(k, L, reverse), j = k - k0;
+        const float dt = dr[t];
+        const am_v16 a = am_expv16(dt * A);
+        h = a * h + (dt * ur[t]) * v16_load(BT + (size_t)k * 16);
+        v16_store(as + (size_t)j * 16, a);
+        v16_store(hs + (size_t)j * 16, h);
+    }
+    am_v16 g = v16_load(g_), dA = v16_load(dA_);
+    float dD = 0.0f;
+    for (int k = k1 - 1; k >= k0; k--) {
+        const int t = step_t(k, L, reverse), j = k - k0;
+        const float dt = dr[t], ut = ur[t], gy = dys[t];
+        const am_v16 Bk = v16_load(BT + (size_t)k * 16), Ck = v16_load(CT + (size_t)k * 16);
+        const am_v16 hj = v16_load(hs + (size_t)j * 16), aj = v16_load(as + (size_t)j * 16);
+        const am_v16 hp = v16_load(j ? hs + (size_t)(j - 1) * 16 : h0);
+        const am_v16 dh = gy * Ck + g;
+        const am_v16 dx = dh * hp * aj;
+        v16_store(dCl + (size_t)j * 16, v16_load(dCl + (size_t)j * 16) + gy * hj);
+        v16_store(dBl + (size_t)j * 16, v16_load(dBl + (size_t)j * 16) + (dt * ut) * dh);
+        dA += dt * dx;
+        g = aj * dh;
+        float ys, sA, sB;
+        v16_sum3(Ck * hj, dx * A, dh * Bk, &ys, &sA, &sB);
+        ysb[j] = ys + Dv * ut;
+        dD += gy * ut;
+        if (du) du[t] += sB * dt + gy * Dv;
+        if (ddelta) ddelta[t] += sA + sB * ut;
+    }
+    v16_store(g_, g);
+    v16_store(dA_, dA);
     *dDp += dD;
 }
 
@@ -361,9 +432,9 @@ fsd_status fsd_selective_scan_backward(float *du, float *ddelta, float *dA_log, 
         const size_t row = (size_t)be * L;
         const float *CTb = CT + (size_t)b * L * N;
         if (N == 16)
-            adjoint_sweep(gck + (size_t)be * nc * N, dys + row, delta + row, A, CTb, L, chunk, reverse, 16);
+            adjoint_sweep16(gck + (size_t)be * nc * N, dys + row, delta + row, A, CTb, L, chunk, reverse);
         else
-            adjoint_sweep(gck + (size_t)be * nc * N, dys + row, delta + row, A, CTb, L, chunk, reverse, N);
+            adjoint_sweep(gck + (size_t)be * nc * N, dys + row, delta + row, A, CTb, L, N, chunk, reverse);
     }
 
     /* phase 2: per (b, chunk); every task owns a disjoint time range of dB/dC/du/ddelta/dz */
@@ -390,11 +461,11 @@ fsd_status fsd_selective_scan_backward(float *du, float *ddelta, float *dA_log, 
                 const float *h0 = hck + (be * nc + c) * N;
                 float *dur = du ? du + row : NULL, *ddr = ddelta ? ddelta + row : NULL;
                 if (N == 16)
-                    chunk_backward(dBl, dCl, dA, &myD[e], dur, ddr, ysb, hs, as, g, h0, dys + row, u + row,
-                                   delta + row, A, BTb, CTb, D ? D[e] : 0.0f, k0, k1, L, reverse, 16);
+                    chunk_backward16(dBl, dCl, dA, &myD[e], dur, ddr, ysb, hs, as, g, h0, dys + row, u + row,
+                                     delta + row, A, BTb, CTb, D ? D[e] : 0.0f, k0, k1, L, reverse);
                 else
                     chunk_backward(dBl, dCl, dA, &myD[e], dur, ddr, ysb, hs, as, g, h0, dys + row, u + row,
-                                   delta + row, A, BTb, CTb, D ? D[e] : 0.0f, k0, k1, L, reverse, N);
+                                   delta + row, A, BTb, CTb, D ? D[e] : 0.0f, k0, k1, L, N, reverse);
                 for (int n = 0; n < N; n++) myA[(size_t)e * N + n] += dA[n] * A[n]; /* dA_log = dA * A */
                 if (dz) {
                     const float *zr = z + row, *dyr = dy + row;

@@ -36,7 +36,7 @@ CASES = [
     ("self_dh32", 2, 33, 33, 3, 32, 0.5),
     ("self_rowblocks", 1, 300, 300, 2, 16, 0.5),
     ("self_large_logits", 1, 24, 24, 2, 8, 6.0),
-    ("cross_nk1", 2, 20, 1, 2, 32, 1.0),
+    ("cross_nk1", 2, 70, 1, 2, 32, 1.0),  # 70 rows: several 32-row tasks, a partial 8-row group
     ("cross_nk5", 2, 17, 5, 4, 8, 1.0),
     ("cross_nk17", 2, 40, 17, 2, 32, 1.0),
 ]
