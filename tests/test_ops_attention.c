@@ -187,7 +187,7 @@ int main(void) {
     if (fsd_arena_init(&ws, (size_t)64 << 20) != FSD_OK) return 1;
     char **cases;
     int n = tu_list_cases("attention", &cases);
-    tu_check(n >= 7, "found %d attention reference cases in %s/attention", n, tu_ref_dir());
+    tu_check(n >= 8, "found %d attention reference cases in %s/attention", n, tu_ref_dir());
     for (int i = 0; i < n; i++) run_case(cases[i]);
     tu_free_list(cases, n);
     fd_checks(1, 5, 4, 2, 3);  /* few keys (direct path), Nq != Nk */

@@ -74,9 +74,10 @@ static void softmax_rows(float *S, int nr, int n) {
  * (and values, for the backward) are transposed once into (dh, 16) tiles zero-padded to 16
  * columns: the Nk logits of a row are then dh broadcast-FMAs into one 16-wide vector (no
  * horizontal sums), and the softmax runs on that vector with padded lanes forced to probability 0.
- * Rows go four at a time (four independent FMA chains hide the FMA latency), and a task is a
- * block of rows of one batch item with all heads inside, so q/out/dout are streamed row by row
- * instead of one strided 128-byte head slice per 1 KiB row (which defeats the prefetchers). */
+ * Rows go RB = 8 at a time (independent FMA chains hide the FMA latency; dk/dv get one memory
+ * update per group), and a task is a block of rows of one batch item with all heads inside, so
+ * q/out/dout are streamed row by row instead of one strided 128-byte head slice per 1 KiB row
+ * (which defeats the prefetchers and was ~2x slower). */
 #define SMALL_ROWS 32 /* rows per task */
 #define RB 8
 #define AM_INLINE static inline __attribute__((always_inline))
@@ -95,7 +96,7 @@ static void small_tiles(float *T, const float *x, int B, int Nk, int H, int dh) 
 }
 
 /* s[r][j] = scale * x_r . T[:, j] for the RB rows x_r = x0 + r*C (rows >= nrow repeat row 0).
- * The inner update is four FMAs with a broadcast operand; scale is applied once at the end. */
+ * The inner update is RB FMAs with a broadcast operand; scale is applied once at the end. */
 AM_INLINE void rows_times_tile(float s[RB][SMALL_NK], const float *x0, int C, int nrow, const float *T, float scale,
                                const int dh) {
     const float *x[RB];
@@ -124,18 +125,11 @@ AM_INLINE void rows_times_tile(float s[RB][SMALL_NK], const float *x0, int C, in
 /* In place: s[r] -> softmax over lanes < Nk; lanes >= Nk and rows >= nrow -> 0. */
 static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
     const am_i16 valid = v16_lanes_below(Nk);
-    const am_v16 ninf = (am_v16){0} - INFINITY;
+    const am_v16 ninf = v16_set1(-INFINITY), zero = {0};
     for (int r = 0; r < RB; r++) {
         const am_v16 v = v16_select(valid, v16_load(s[r]), ninf);
-        const am_v16 m = v16_allmax(v);
-        float x[SMALL_NK], e[SMALL_NK];
-        memcpy(x, &v, sizeof v);
-        const float mx = m[0];
-#pragma omp simd
-        for (int j = 0; j < SMALL_NK; j++) e[j] = am_expf(x[j] - mx);
-        const am_v16 ev = (am_v16)((am_i16)v16_load(e) & valid);
-        const am_v16 pv = r < nrow ? ev / v16_allsum(ev) : ev * 0.0f;
-        memcpy(s[r], &pv, sizeof pv);
+        const am_v16 e = v16_select(valid, am_expv16(v - v16_allmax(v)), zero);
+        v16_store(s[r], r < nrow ? e / v16_allsum(e) : zero);
     }
 }
 
@@ -187,8 +181,7 @@ AM_INLINE void small_backward_group(float *dqb, float *dkacc, float *dvacc, cons
     rows_times_tile(ds, dob, C, nrow, vT, 1.0f, dh); /* dp */
     for (int r = 0; r < RB; r++) {
         const am_v16 pv = v16_load(p[r]), dp = v16_load(ds[r]);
-        const am_v16 dsv = scale * pv * (dp - v16_allsum(pv * dp));
-        memcpy(ds[r], &dsv, sizeof dsv);
+        v16_store(ds[r], scale * pv * (dp - v16_allsum(pv * dp)));
     }
     /* rows >= nrow have p = ds = 0 and read row 0: they add nothing below */
     const float *x[RB], *gr[RB];

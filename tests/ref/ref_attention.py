@@ -39,6 +39,7 @@ CASES = [
     ("cross_nk1", 2, 70, 1, 2, 32, 1.0),  # 70 rows: several 32-row tasks, a partial 8-row group
     ("cross_nk5", 2, 17, 5, 4, 8, 1.0),
     ("cross_nk17", 2, 40, 17, 2, 32, 1.0),
+    ("cross_large_logits", 1, 24, 6, 2, 8, 6.0),
 ]
 
 
