@@ -50,6 +50,24 @@ static inline float fsd_expf(float x) {
     return p * fsd_bits_to_float((uint32_t)(k + 127) << 23);
 }
 
+/* e^x for x <= 0 (callers pass -x^2 and the like): fsd_expf without the upper clamp. */
+static inline float fsd_expf_neg(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    const float shifter = 12582912.0f;
+    float kf = (x * 1.44269504088896341f + shifter) - shifter;
+    float r = __builtin_fmaf(kf, -0.693145751953125f, x);
+    r = __builtin_fmaf(kf, -1.42860682030941723e-06f, r);
+    float p = 1.385544543e-03f;
+    p = __builtin_fmaf(p, r, 8.372943848e-03f);
+    p = __builtin_fmaf(p, r, 4.166771472e-02f);
+    p = __builtin_fmaf(p, r, 1.666644365e-01f);
+    p = __builtin_fmaf(p, r, 4.999999702e-01f);
+    p = __builtin_fmaf(p, r, 1.0f);
+    p = __builtin_fmaf(p, r, 1.0f);
+    int32_t k = (int32_t)kf;
+    return p * fsd_bits_to_float((uint32_t)(k + 127) << 23);
+}
+
 /* 1/sqrt(x) for positive normal x: bit-trick seed, then three Newton steps (relative error
  * 1.7e-3 -> 4e-6 -> 3e-11 -> float rounding). sqrtf itself does not vectorise without
  * -fno-math-errno (GCC keeps a branch to the errno-setting call). */
@@ -111,7 +129,7 @@ static inline float fsd_erfc_as_pos(float ax, float *e_out) {
     p = __builtin_fmaf(p, t, 1.421413741f);
     p = __builtin_fmaf(p, t, -0.284496736f);
     p = __builtin_fmaf(p, t, 0.254829592f);
-    float e = fsd_expf(-ax * ax);
+    float e = fsd_expf_neg(-ax * ax);
     *e_out = e;
     return p * t * e;
 }
@@ -148,17 +166,20 @@ static inline float fsd_erff(float x) {
     return ax < 1.0f ? small : big;
 }
 
-/* exact GELU: x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
+/* exact GELU: x Phi(x). With u = x / sqrt 2 and h = (1 - erf|u|) / 2 from A&S 7.1.26:
+ * Phi(x) = 1 - h for x >= 0 and h for x < 0 (same values as (1 + erf(u)) / 2, fewer operations). */
 static inline float fsd_geluf(float x) {
-    return 0.5f * x * (1.0f + fsd_erff_abs(x * 0.70710678118654752f));
+    float u = x * 0.70710678118654752f, au = u < 0.0f ? -u : u, e;
+    float h = 0.5f * fsd_erfc_as_pos(au, &e);
+    return x * (x < 0.0f ? h : 1.0f - h);
 }
 
 /* d GELU / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi); the exponential of the
  * erf approximation at x/sqrt 2 is exactly exp(-x^2/2), so it is computed once. */
 static inline float fsd_gelu_gradf(float x) {
     float u = x * 0.70710678118654752f, au = u < 0.0f ? -u : u, e;
-    float v = 1.0f - fsd_erfc_as_pos(au, &e);
-    float cdf = 0.5f * (1.0f + (u < 0.0f ? -v : v));
+    float h = 0.5f * fsd_erfc_as_pos(au, &e);
+    float cdf = x < 0.0f ? h : 1.0f - h;
     return __builtin_fmaf(x, 0.39894228040143268f * e, cdf);
 }
 
