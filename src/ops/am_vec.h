@@ -1,11 +1,7 @@
 /* Vector helpers for the attention and Mamba kernels (private to src/ops).
  *
- * am_expf: e^x that vectorises. libm's expf is an opaque call, so a loop using it runs one
- *   element at a time; this one uses only fma, selects and an int->float bit move, so
- *   `#pragma omp simd` loops calling it vectorise. Method: x = k ln2 + r with |r| <= ln2/2
- *   (Cody-Waite split of ln2), e^r by its Taylor series to r^7 (truncation < 6e-9 relative), times
- *   2^k built in the exponent bits. Inputs are clamped to [-87.3, 88] so 2^k stays a normal float
- *   (callers here pass x <= 0, where the clamp gives ~1e-38 instead of 0).
+ * Scalar e^x is fsd_expf from vmath.h; am_expv16 below is its 16-lane twin (same range
+ *   reduction and polynomial) for values that stay in registers.
  *
  * am_v16: 16 floats as one GNU vector (one AVX-512 register, two AVX2 ones, four SSE ones),
  *   for the places where the data is exactly 16 wide (Mamba's d_state, the padded key tile of
@@ -19,38 +15,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vmath.h"
+
 /* Without AVX-512 (FSD_PORTABLE builds) GCC notes that passing 64-byte vectors by value would have
  * a different ABI; every function taking them here is static inline, so no ABI is involved. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
-
-#define AM_EXP_LO -87.3f
-#define AM_EXP_HI 88.0f
-#define AM_LOG2E 1.44269504088896341f
-#define AM_LN2_HI 0.693145751953125f      /* few mantissa bits: k * LN2_HI is exact */
-#define AM_LN2_LO 1.42860682030941723e-06f
-#define AM_ROUND 12582912.0f              /* 1.5 * 2^23: (x + R) - R rounds x to an integer */
-
-static inline float am_expf(float x) {
-    x = x < AM_EXP_LO ? AM_EXP_LO : x;
-    x = x > AM_EXP_HI ? AM_EXP_HI : x;
-    const float kf = (x * AM_LOG2E + AM_ROUND) - AM_ROUND;
-    float r = __builtin_fmaf(kf, -AM_LN2_HI, x);
-    r = __builtin_fmaf(kf, -AM_LN2_LO, r);
-    float p = 1.0f / 5040.0f;
-    p = __builtin_fmaf(p, r, 1.0f / 720.0f);
-    p = __builtin_fmaf(p, r, 1.0f / 120.0f);
-    p = __builtin_fmaf(p, r, 1.0f / 24.0f);
-    p = __builtin_fmaf(p, r, 1.0f / 6.0f);
-    p = __builtin_fmaf(p, r, 0.5f);
-    p = __builtin_fmaf(p, r, 1.0f);
-    p = __builtin_fmaf(p, r, 1.0f);
-    const int32_t bits = ((int32_t)kf + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
 
 /* ---------------------------------------------------------------- 16-lane vectors */
 typedef float am_v16 __attribute__((vector_size(64)));
@@ -115,19 +86,18 @@ static inline void v16_sum3(am_v16 a, am_v16 b, am_v16 c, float *sa, float *sb, 
     *sc = v16_sum(c);
 }
 
-/* e^x lane-wise, same method and accuracy as am_expf (the compiler contracts a*b+c to fma). */
+/* e^x lane-wise: fsd_expf's range reduction and polynomial (vmath.h) on 16 lanes. */
 static inline am_v16 am_expv16(am_v16 x) {
-    x = v16_select(x < AM_EXP_LO, v16_set1(AM_EXP_LO), x);
-    x = v16_select(x > AM_EXP_HI, v16_set1(AM_EXP_HI), x);
-    const am_v16 kf = (x * AM_LOG2E + AM_ROUND) - AM_ROUND;
-    am_v16 r = x - kf * AM_LN2_HI;
-    r = r - kf * AM_LN2_LO;
-    am_v16 p = v16_set1(1.0f / 5040.0f);
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
+    x = v16_select(x < FSD_EXP_LO, v16_set1(FSD_EXP_LO), x);
+    x = v16_select(x > FSD_EXP_HI, v16_set1(FSD_EXP_HI), x);
+    const am_v16 kf = (x * FSD_LOG2E + FSD_ROUND_SHIFTER) - FSD_ROUND_SHIFTER;
+    am_v16 r = x - kf * FSD_LN2_HI;
+    r = r - kf * FSD_LN2_LO;
+    am_v16 p = v16_set1(FSD_EXP_Q5);
+    p = p * r + FSD_EXP_Q4;
+    p = p * r + FSD_EXP_Q3;
+    p = p * r + FSD_EXP_Q2;
+    p = p * r + FSD_EXP_Q1;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     const am_i16 bits = (__builtin_convertvector(kf, am_i16) + 127) << 23;

@@ -59,7 +59,7 @@ static void softmax_rows(float *S, int nr, int n) {
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < n; j++) {
-            float e = am_expf(s[j] - m);
+            float e = fsd_expf(s[j] - m);
             s[j] = e;
             sum += e;
         }

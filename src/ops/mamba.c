@@ -156,7 +156,7 @@ static void scan_channel(float *restrict ys, float *restrict ckpt, const float *
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
         for (int n = 0; n < N; n++) {
-            float hn = am_expf(dt * A[n]) * h[n] + dtu * Bk[n];
+            float hn = fsd_expf(dt * A[n]) * h[n] + dtu * Bk[n];
             h[n] = hn;
             acc += Ck[n] * hn;
         }
@@ -184,7 +184,7 @@ static void scan_channel16(float *restrict ys, float *restrict ckpt, const float
     }
 }
 
-static inline float silu_gate(float z) { return z / (1.0f + am_expf(-z)); }
+static inline float silu_gate(float z) { return z / (1.0f + fsd_expf(-z)); }
 
 /* Forward over all (b, e); y NULL = checkpoints only (used by the backward to rebuild them). */
 static void scan_forward_all(float *y, float *hckpt, const float *u, const float *delta, const float *A_log,
@@ -265,7 +265,7 @@ static void adjoint_sweep(float *restrict gck, const float *restrict dys, const 
             const float dt = dr[t], gy = dys[t];
             const float *Ck = CT + (size_t)k * N;
 #pragma omp simd
-            for (int n = 0; n < N; n++) g[n] = am_expf(dt * A[n]) * (gy * Ck[n] + g[n]);
+            for (int n = 0; n < N; n++) g[n] = fsd_expf(dt * A[n]) * (gy * Ck[n] + g[n]);
         }
     }
 }
@@ -302,7 +302,7 @@ static void chunk_backward(float *restrict dBl, float *restrict dCl, float *rest
         float *hj = hs + (size_t)j * N, *aj = as + (size_t)j * N;
 #pragma omp simd
         for (int n = 0; n < N; n++) {
-            float a = am_expf(dt * A[n]);
+            float a = fsd_expf(dt * A[n]);
             aj[n] = a;
             hj[n] = a * hp[n] + dtu * Bk[n];
         }
@@ -472,7 +472,7 @@ fsd_status fsd_selective_scan_backward(float *du, float *ddelta, float *dA_log, 
                     float *dzr = dz + row;
                     for (int j = 0; j < nk; j++) {
                         const int t = step_t(k0 + j, L, reverse);
-                        const float s = 1.0f / (1.0f + am_expf(-zr[t]));
+                        const float s = 1.0f / (1.0f + fsd_expf(-zr[t]));
                         dzr[t] += dyr[t] * ysb[j] * s * (1.0f + zr[t] * (1.0f - s));
                     }
                 }

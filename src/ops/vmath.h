@@ -26,46 +26,51 @@ static inline float fsd_bits_to_float(uint32_t i) {
     return f;
 }
 
-/* e^x. Clamped to [-87.3, 88] so 2^k stays a normal float (results there are ~1e-38 or ~1.6e38,
- * which is what every caller here needs: sigmoid/softplus saturate long before). NaN -> NaN. */
-static inline float fsd_expf(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* k = round(x / ln2) with the 1.5*2^23 trick (exact for |k| < 2^22, no rint call) */
-    const float shifter = 12582912.0f;
-    float kf = (x * 1.44269504088896341f + shifter) - shifter;
+/* Range reduction constants and the e^r polynomial shared by every exp in src/ops (scalar here,
+ * 16-lane in am_vec.h). e^r = 1 + r q(r) on |r| <= ln2/2, q of degree 5 fitted to minimise the
+ * relative error (weighted least squares iterated towards minimax, our own fit): 3.3e-9 before
+ * rounding. */
+#define FSD_EXP_LO -87.3f
+#define FSD_EXP_HI 88.0f
+#define FSD_LOG2E 1.44269504088896341f
+#define FSD_LN2_HI 0.693145751953125f /* few mantissa bits: k * LN2_HI is exact */
+#define FSD_LN2_LO 1.42860682030941723e-06f
+#define FSD_ROUND_SHIFTER 12582912.0f /* 1.5 * 2^23: (x + S) - S rounds to an integer */
+#define FSD_EXP_Q5 1.385544543e-03f
+#define FSD_EXP_Q4 8.372943848e-03f
+#define FSD_EXP_Q3 4.166771472e-02f
+#define FSD_EXP_Q2 1.666644365e-01f
+#define FSD_EXP_Q1 4.999999702e-01f
+
+/* e^x for x already inside [FSD_EXP_LO, FSD_EXP_HI] (so 2^k stays a normal float). */
+static inline float fsd_expf_inrange(float x) {
+    /* k = round(x / ln2) with the shifter trick (exact for |k| < 2^22, no rint call) */
+    float kf = (x * FSD_LOG2E + FSD_ROUND_SHIFTER) - FSD_ROUND_SHIFTER;
     /* r = x - k ln2 in two pieces (Cody-Waite) so r keeps full precision; |r| <= ln2/2 */
-    float r = __builtin_fmaf(kf, -0.693145751953125f, x);
-    r = __builtin_fmaf(kf, -1.42860682030941723e-06f, r);
-    /* e^r = 1 + r q(r), q of degree 5 fitted to minimise the relative error on |r| <= ln2/2
-     * (weighted least squares iterated towards minimax, our own fit): 3.3e-9 before rounding */
-    float p = 1.385544543e-03f;
-    p = __builtin_fmaf(p, r, 8.372943848e-03f);
-    p = __builtin_fmaf(p, r, 4.166771472e-02f);
-    p = __builtin_fmaf(p, r, 1.666644365e-01f);
-    p = __builtin_fmaf(p, r, 4.999999702e-01f);
+    float r = __builtin_fmaf(kf, -FSD_LN2_HI, x);
+    r = __builtin_fmaf(kf, -FSD_LN2_LO, r);
+    float p = FSD_EXP_Q5;
+    p = __builtin_fmaf(p, r, FSD_EXP_Q4);
+    p = __builtin_fmaf(p, r, FSD_EXP_Q3);
+    p = __builtin_fmaf(p, r, FSD_EXP_Q2);
+    p = __builtin_fmaf(p, r, FSD_EXP_Q1);
     p = __builtin_fmaf(p, r, 1.0f);
     p = __builtin_fmaf(p, r, 1.0f);
-    int32_t k = (int32_t)kf; /* in [-126, 127] after the clamp */
+    int32_t k = (int32_t)kf; /* in [-126, 127] */
     return p * fsd_bits_to_float((uint32_t)(k + 127) << 23);
 }
 
-/* e^x for x <= 0 (callers pass -x^2 and the like): fsd_expf without the upper clamp. */
+/* e^x. Clamped to [-87.3, 88] (results there are ~1e-38 or ~1.6e38, which is what every caller
+ * needs: sigmoid/softplus saturate long before; attention/scan pass x <= 0). NaN -> NaN. */
+static inline float fsd_expf(float x) {
+    x = x < FSD_EXP_LO ? FSD_EXP_LO : x;
+    x = x > FSD_EXP_HI ? FSD_EXP_HI : x;
+    return fsd_expf_inrange(x);
+}
+
+/* e^x for x <= 0 (callers pass -x^2 and the like): skips the upper clamp. */
 static inline float fsd_expf_neg(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    const float shifter = 12582912.0f;
-    float kf = (x * 1.44269504088896341f + shifter) - shifter;
-    float r = __builtin_fmaf(kf, -0.693145751953125f, x);
-    r = __builtin_fmaf(kf, -1.42860682030941723e-06f, r);
-    float p = 1.385544543e-03f;
-    p = __builtin_fmaf(p, r, 8.372943848e-03f);
-    p = __builtin_fmaf(p, r, 4.166771472e-02f);
-    p = __builtin_fmaf(p, r, 1.666644365e-01f);
-    p = __builtin_fmaf(p, r, 4.999999702e-01f);
-    p = __builtin_fmaf(p, r, 1.0f);
-    p = __builtin_fmaf(p, r, 1.0f);
-    int32_t k = (int32_t)kf;
-    return p * fsd_bits_to_float((uint32_t)(k + 127) << 23);
+    return fsd_expf_inrange(x < FSD_EXP_LO ? FSD_EXP_LO : x);
 }
 
 /* 1/sqrt(x) for positive normal x: bit-trick seed, then three Newton steps (relative error
