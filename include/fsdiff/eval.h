@@ -42,6 +42,8 @@ fsd_status fsd_eval_scan(const char *dir, fsd_eval_set *out);
 void fsd_eval_set_free(fsd_eval_set *s);
 /* Keeps the first n pairs (n >= 1; no-op when n >= s->n). */
 void fsd_eval_set_limit(fsd_eval_set *s, int n);
+/* Keeps every k-th pair (pairs 0, k, 2k, ...; k >= 1): a spread-out subset for quick runs. */
+void fsd_eval_set_every(fsd_eval_set *s, int k);
 
 /* ---------------------------------------------------------------- methods */
 /* What a method gets for one pair. The low-resolution inputs are what a real method sees; the
@@ -130,7 +132,8 @@ typedef struct fsd_eval_stat {
 
 /* stat[method * (FSD_METRIC_COUNT + 1) + k]: k < FSD_METRIC_COUNT a metric, k = FSD_METRIC_COUNT the
  * seconds. best[k * 2 + g] = index of the method with the best mean of metric k within group g
- * (0: methods that see only the LR inputs, 1: hr: ceilings), -1 when the group is empty. */
+ * (0: methods that see only the LR inputs, 1: hr: ceilings; the first on ties), -1 when the group has
+ * fewer than two methods (nothing to compare). */
 typedef struct fsd_eval_summary {
     int n_methods;
     fsd_eval_stat *stat;

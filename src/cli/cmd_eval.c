@@ -36,7 +36,8 @@ static void usage(FILE *fp) {
             "                    hr:NAME      fuse the HR sources with NAME (the ceiling of perfect SR)\n"
             "                    bicubic-a, bicubic-b      one source alone, upsampled\n"
             "                    model:PATH   the FS-Diff model (not available yet)\n"
-            "  --limit N       only the first N pairs (sorted by name)\n"
+            "  --limit N       only the first N pairs (sorted by name; after --every)\n"
+            "  --every K       only every K-th pair (0, K, 2K, ...): a spread-out subset\n"
             "  --blur SIGMA    Gaussian blur (px, on the HR image) before downscaling (default 0)\n"
             "  --noise SIGMA   Gaussian noise on the LR image, 0..255 scale (default 0)\n"
             "  --seed N        noise seed (default 0; hashed with each NAME and source)\n"
@@ -88,7 +89,7 @@ static void command_line(int argc, char **argv, char *buf, size_t n) {
 typedef struct eval_args {
     const char *data, *out, *methods;
     double scale, blur, noise;
-    long limit, sheets, seed;
+    long limit, every, sheets, seed;
     int json, force;
 } eval_args;
 
@@ -127,6 +128,9 @@ static int parse_args(int argc, char **argv, eval_args *a) {
             i++;
         } else if (!strcmp(o, "--limit")) {
             if (cli_parse_int(o, v, 1, INT_MAX, &a->limit)) return 1;
+            i++;
+        } else if (!strcmp(o, "--every")) {
+            if (cli_parse_int(o, v, 1, INT_MAX, &a->every)) return 1;
             i++;
         } else if (!strcmp(o, "--sheets")) {
             if (cli_parse_int(o, v, 0, 100000, &a->sheets)) return 1;
@@ -185,6 +189,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval: %s", fsd_error_message());
         goto done;
     }
+    if (a.every) fsd_eval_set_every(&set, (int)a.every);
     if (a.limit) fsd_eval_set_limit(&set, (int)a.limit);
     if (check_out(a.out, a.force, out, sizeof out, &exists)) goto done;
 

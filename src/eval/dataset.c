@@ -132,6 +132,21 @@ void fsd_eval_set_limit(fsd_eval_set *s, int n) {
     if (n < s->n) s->n = n;
 }
 
+void fsd_eval_set_every(fsd_eval_set *s, int k) {
+    if (k <= 1) return;
+    int n = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (i % k == 0) {
+            s->pairs[n++] = s->pairs[i];
+            continue;
+        }
+        free(s->pairs[i].name);
+        free(s->pairs[i].path_a);
+        free(s->pairs[i].path_b);
+    }
+    s->n = n;
+}
+
 fsd_status fsd_eval_scan(const char *dir, fsd_eval_set *out) {
     memset(out, 0, sizeof *out);
     if (!dir || !*dir) return fsd_fail(FSD_ERR_INVALID, "no data folder given");

@@ -221,8 +221,9 @@ fsd_status fsd_eval_summarise(const fsd_eval_results *res, const fsd_eval_method
         }
     for (int k = 0; k < FSD_METRIC_COUNT; k++)
         for (int g = 0; g < 2; g++) {
-            int best = -1;
-            for (int m = 0; m < nm; m++) {
+            int best = -1, members = 0;
+            for (int m = 0; m < nm; m++) members += (methods[m].uses_hr != 0) == g;
+            for (int m = 0; m < nm && members >= 2; m++) {
                 if ((methods[m].uses_hr != 0) != g) continue;
                 double v = sum->stat[m * K + k].mean;
                 if (!isfinite(v)) continue;

@@ -181,7 +181,7 @@ static int settings_of(const fsd_eval_set *set, const fsd_eval_method *methods, 
         d->noise_sigma > 0 ? ", Gaussian noise" : "", (unsigned long long)d->seed);
     if (d->blur_sigma > 0 || d->noise_sigma > 0) ADD("degradation", "blur σ = %g px, noise σ = %g", d->blur_sigma, d->noise_sigma);
     {
-        char list[2048] = "";
+        char list[1536] = ""; /* leaves room in the 2048-byte value */
         size_t L = 0;
         for (int m = 0; m < res->n_methods && L < sizeof list; m++)
             L += snprintf(list + L, sizeof list - L, "%s%s", m ? ", " : "", methods[m].name);
@@ -191,7 +191,7 @@ static int settings_of(const fsd_eval_set *set, const fsd_eval_method *methods, 
     ADD("metrics", "every output rounded to 8 bits (as saved), turned grey (round(0.299R+0.587G+0.114B)) and scored "
                    "against the grey HR sources A and B; all metrics are higher-is-better (docs/metrics.md)");
     ADD("statistics", "mean ± std over the pairs (population std); **bold** = best mean per metric among the methods "
-                      "that see only the LR inputs, and separately among the hr: ceilings");
+                      "that see only the LR inputs, and separately among the hr: ceilings (in a group of two or more)");
     int ni = psnr_inf_total(sum);
     if (ni) ADD("PSNR", "mean over the finite values: %d infinite value%s (output identical to both sources) left out", ni, ni == 1 ? "" : "s");
     ADD("ms", "wall time of the method for one pair (pairs in parallel, one per thread; %d thread%s); "
