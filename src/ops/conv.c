@@ -1,0 +1,819 @@
+/* conv2d forward/backward, NCHW float32, PyTorch weight layout [Cout, Cin, k, k].
+ *
+ * Two algorithms, both parallel over independent pieces of the output with one single-threaded sgemm
+ * per piece (the OpenMP build of OpenBLAS runs sgemm single-threaded inside our parallel region, so
+ * each core works on its own cache-sized piece with no fork/join inside the GEMM):
+ *
+ *  1. im2col + sgemm, any kernel/stride/padding. The output is cut into "tasks": bands of output
+ *     rows of one image when an image is large, whole groups of images when images are small (so the
+ *     GEMM still has enough columns: the whole minibatch in one GEMM at 16x16). A band's im2col
+ *     matrix col [Cin*k*k, n] stays in L2 instead of a 38 MB whole-image matrix at 128x128.
+ *     1x1 stride-1 convs skip im2col: the input plane [Cin, HW] already is the GEMM operand.
+ *     Stride 2 copies each channel's input rows once into a padded block and gathers from there.
+ *     Backward per task: dW += dout_band . col^T (per-thread dW, reduced at the end), dcol =
+ *     W^T . dout_band, col2im into dx. Neighbouring bands of one image overlap in dx (k > stride),
+ *     so even bands run first, then odd bands (bands are at least ceil(k/s)-1 rows, which makes
+ *     bands two apart disjoint).
+ *
+ *  2. Winograd F(2x2, 3x3) for 3x3 stride 1 pad 1: Y = A^T [ (G g G^T) .* (B^T d B) ] A on 4x4
+ *     input tiles at stride 2, i.e. 16 GEMMs [Cout,Cin] x [Cin,tiles] with 16/36 of the direct
+ *     multiplies. On the 2-core Zen 4 this was tuned on, sgemm peaks at ~200 GFLOP/s while oneDNN's
+ *     direct conv reaches ~200-230, so im2col (~85-90 % of sgemm) cannot match PyTorch; Winograd can.
+ *     Backward: dW from the adjoint in the Winograd domain, dU = sum_tiles (A dY A^T) .* V and
+ *     dW = G^T dU G, on team-wide chunks where each of the 16 GEMMs dU[xi] += dM[xi] . V[xi]^T is
+ *     owned by one thread (no per-thread copies of dU, deterministic order); dx by the forward
+ *     algorithm on dout with the flipped, transposed kernel (each dx tile has one writer).
+ *     F(2x2,3x3) keeps float32 rounding close to the direct method (transform entries are 0, +-1,
+ *     +-1/2), unlike F(4x4,3x3).
+ */
+#include "fsdiff/ops_conv.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+static fsd_conv_algo g_algo = FSD_CONV_AUTO;
+
+void fsd_conv2d_set_algo(fsd_conv_algo a) { g_algo = a; }
+fsd_conv_algo fsd_conv2d_get_algo(void) { return g_algo; }
+
+/* Scratch targets (bytes per thread), chosen by measurement with bench/ops on a 2-core Zen 4
+ * (1 MiB L2 per core, 32 MiB L3); results within noise for 0.25-4 MiB, worse beyond 16 MiB:
+ * a band's col matrix and a Winograd chunk's transformed tiles. */
+#define GEMM_COL_BYTES (1u << 20)
+#define GEMM_COL_BYTES_BWD (4u << 20) /* backward: larger K for the dW GEMM, fewer dW read/writes */
+#define WINO_CHUNK_BYTES (3u << 19)
+
+typedef struct conv_plan {
+    int B, Cin, H, W, Cout, k, s, pad, Ho, Wo, P, Ckk;
+    int nt;     /* threads */
+    int wino;   /* 1: Winograd F(2x2,3x3) */
+    int direct; /* 1x1 stride 1 pad 0: input plane is the GEMM operand */
+    /* im2col path: tasks are bands of `rows` output rows (bands per image) or groups of `group` images */
+    int group, rows, bands, ntasks, ncols;
+    /* Winograd path: tiles th x tw per image; chunks are runs of tile rows over all B*th rows */
+    int th, tw, nchunks, tc;   /* per-thread chunks (forward, dx): at most tc = rows*tw tiles */
+    int nchw, tcw;             /* team-wide chunks of the dW pass: at most tcw tiles */
+} conv_plan;
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+/* Rows [*r0, *r1) of chunk c when R rows are cut into n near-equal chunks. */
+static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
+    *r0 = (int)((int64_t)c * R / n), *r1 = (int)((int64_t)(c + 1) * R / n);
+}
+
+static int use_winograd(int Cin, int H, int W, int Cout, int k, int s, int pad) {
+    if (!(k == 3 && s == 1 && pad == 1)) return 0;
+    if (g_algo == FSD_CONV_WINOGRAD) return 1;
+    if (g_algo == FSD_CONV_IM2COL) return 0;
+    /* AUTO: Winograd wins once both channel counts make its 16 GEMMs reasonably sized; with few
+     * input or output channels (conv_in 9->C, final C->3) the transforms dominate. Measured. */
+    return Cin >= 16 && Cout >= 16 && H >= 4 && W >= 4;
+}
+
+fsd_conv_algo fsd_conv2d_algo_for(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
+    return use_winograd(Cin, H, W, Cout, k, stride, pad) ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL;
+}
+
+static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout, int k, int s, int pad,
+                            int backward) {
+    memset(p, 0, sizeof *p);
+    if (B < 1 || Cin < 1 || H < 1 || W < 1 || Cout < 1 || k < 1 || s < 1 || pad < 0 || pad >= k)
+        return fsd_fail(FSD_ERR_INVALID, "conv2d: bad shape B=%d Cin=%d H=%d W=%d Cout=%d k=%d stride=%d pad=%d",
+                        B, Cin, H, W, Cout, k, s, pad);
+    int Ho = fsd_conv2d_out_size(H, k, s, pad), Wo = fsd_conv2d_out_size(W, k, s, pad);
+    if (H + 2 * pad < k || W + 2 * pad < k || Ho < 1 || Wo < 1)
+        return fsd_fail(FSD_ERR_INVALID, "conv2d: kernel %d larger than padded input %dx%d (pad %d)", k, H, W, pad);
+    /* GEMM dimensions and element offsets must fit in int (BLAS) / size_t. */
+    if ((int64_t)Cin * k * k > INT32_MAX / 64 || (int64_t)H * W > INT32_MAX / 64 || (int64_t)Cout * Cin > INT32_MAX / 64)
+        return fsd_fail(FSD_ERR_INVALID, "conv2d: shape too large");
+    p->B = B, p->Cin = Cin, p->H = H, p->W = W, p->Cout = Cout, p->k = k, p->s = s, p->pad = pad;
+    p->Ho = Ho, p->Wo = Wo, p->P = Ho * Wo, p->Ckk = Cin * k * k;
+    p->nt = omp_get_max_threads();
+    if (p->nt < 1) p->nt = 1;
+    const int nt = p->nt;
+
+    if (use_winograd(Cin, H, W, Cout, k, s, pad)) {
+        p->wino = 1;
+        p->th = cdiv(Ho, 2), p->tw = cdiv(Wo, 2);
+        const int R = B * p->th;
+        /* tiles per chunk so that the two transformed-tile buffers fill WINO_CHUNK_BYTES */
+        const size_t per_tile = (size_t)16 * 2 * imax(Cin, Cout) * sizeof(float);
+        int tc = (int)(WINO_CHUNK_BYTES / per_tile);
+        int tr = imax(1, tc / p->tw);
+        /* a multiple of nt chunks of near-equal size (chunk_rows), so the static schedule is balanced */
+        int nch = imin(R, cdiv(cdiv(R, tr), nt) * nt);
+        p->nchunks = nch, p->tc = cdiv(R, nch) * p->tw;
+        /* dW pass: about nt per-thread chunks per team chunk, so its tiles fit the same buffers */
+        p->nchw = cdiv(nch, nt), p->tcw = cdiv(R, p->nchw) * p->tw;
+        return FSD_OK;
+    }
+
+    p->direct = (k == 1 && s == 1 && pad == 0);
+    /* columns per task: fill GEMM_COL_BYTES of col, but leave at least one task per thread */
+    const int64_t total = (int64_t)B * p->P;
+    const int64_t colbytes = backward ? GEMM_COL_BYTES_BWD : GEMM_COL_BYTES;
+    int64_t cols = colbytes / ((int64_t)p->Ckk * sizeof(float));
+    cols = cols < 64 ? 64 : cols;
+    int64_t fair = (total + nt - 1) / nt;
+    if (cols > fair) cols = fair;
+    /* 1x1 direct: grouping images costs a gather of x and dout and a scatter of dx; only worth it
+     * when an image alone gives too few GEMM columns */
+    if (p->direct && p->P >= 256 && cols > p->P) cols = p->P;
+    if (cols >= p->P) { /* whole images per task, a multiple of nt tasks where B allows */
+        int g = (int)imin(B, (int)(cols / p->P));
+        int nt_ = imin(B, cdiv(cdiv(B, g), nt) * nt);
+        p->group = cdiv(B, nt_);
+        p->rows = Ho, p->bands = 1;
+        p->ntasks = cdiv(B, p->group);
+        p->ncols = p->group * p->P;
+    } else { /* bands of rows; bands two apart must not overlap in dx: rows >= ceil(k/s) - 1 */
+        int minrows = imax(1, cdiv(k, s) - 1);
+        p->group = 0;
+        const int rows0 = imin(Ho, imax(minrows, (int)(cols / Wo)));
+        p->rows = rows0;
+        /* balance the static schedule: the largest rows in [rows0/2, rows0] giving a multiple of nt tasks */
+        for (int r = rows0; r >= imax(minrows, rows0 / 2); r--)
+            if ((B * cdiv(Ho, r)) % nt == 0) {
+                p->rows = r;
+                break;
+            }
+        p->bands = cdiv(Ho, p->rows);
+        p->ntasks = B * p->bands;
+        p->ncols = p->rows * Wo;
+    }
+    return FSD_OK;
+}
+
+/* Per-thread and shared scratch of each path, in floats. */
+/* im2col per-thread block: col [Ckk, ncols], tmp [Cout, ncols] (image groups only), row buffers for
+ * the stride-2 (de)interleave, then (backward) a private dW [Cout, Ckk]. */
+typedef struct gemm_scratch {
+    float *col, *tmp, *rows, *dwp;
+} gemm_scratch;
+static size_t gemm_rows_floats(const conv_plan *p) { /* the stride-2 block of a task's rows */
+    const int nrows = p->group > 0 ? p->Ho : p->rows;
+    return p->s == 2 ? (size_t)(2 * (nrows - 1) + p->k) * (2 * (p->Wo + p->k)) + 32 : 32;
+}
+static size_t gemm_thread_floats(const conv_plan *p, int backward) {
+    size_t col = (size_t)p->Ckk * p->ncols;
+    size_t tmp = p->group > 1 ? (size_t)p->Cout * p->ncols : 0;
+    size_t dwp = backward ? (size_t)p->Cout * p->Ckk : 0;
+    return col + tmp + gemm_rows_floats(p) + dwp + 64; /* +64: slack */
+}
+static gemm_scratch gemm_split(const conv_plan *p, float *base, int tid, int backward) {
+    gemm_scratch g;
+    g.col = base + (size_t)tid * gemm_thread_floats(p, backward);
+    g.tmp = g.col + (size_t)p->Ckk * p->ncols;
+    g.rows = g.tmp + (p->group > 1 ? (size_t)p->Cout * p->ncols : 0);
+    g.dwp = g.rows + gemm_rows_floats(p);
+    return g;
+}
+/* Stride between the 16 xi-slices of a transformed-tile buffer [16][C][ld]: padded by 32 floats so
+ * the 16 streams the transforms read/write are not all 4 KiB apart (C*ld is usually a power of two;
+ * without the pad they alias in L1 and the 128x128 case ran 2x slower). */
+static size_t xi_stride(int C, int ld) { return (size_t)C * ld + 32; }
+/* Winograd scratch: per thread two tile buffers [16][max(Cin,Cout)][tc] and row buffers (padded input
+ * rows [4][2tw+2] whose zero padding stays intact, output rows [2][2tw]); shared: the transformed
+ * kernel U [16][Cout][Cin] (forward; U' for dx) and dU [16][Cout][Cin] (dW). The backward dW pass
+ * works on team-wide chunks of about nt per-thread chunks and reuses all threads' tile buffers as one. */
+static size_t wino_buf_floats(const conv_plan *p) { return 16 * xi_stride(imax(p->Cin, p->Cout), p->tc); }
+static size_t wino_rows_floats(const conv_plan *p) { return (size_t)4 * (2 * p->tw + 2) + (size_t)4 * p->tw + 64; }
+static size_t wino_thread_floats(const conv_plan *p) { return 2 * wino_buf_floats(p) + 64; }
+typedef struct wino_scratch {
+    float *U, *dU, *tiles, *rows;
+} wino_scratch;
+static size_t wino_scratch_floats(const conv_plan *p, int need_u, int need_du) {
+    const size_t nu = (size_t)16 * p->Cout * p->Cin + 64;
+    return (need_u ? nu : 0) + (need_du ? nu : 0) + (size_t)p->nt * (wino_thread_floats(p) + wino_rows_floats(p));
+}
+static void wino_split(const conv_plan *p, float *base, int need_u, int need_du, wino_scratch *w) {
+    const size_t nu = (size_t)16 * p->Cout * p->Cin + 64;
+    w->U = need_u ? base : NULL;
+    base += need_u ? nu : 0;
+    w->dU = need_du ? base : NULL;
+    base += need_du ? nu : 0;
+    w->tiles = base;
+    w->rows = base + (size_t)p->nt * wino_thread_floats(p);
+}
+static size_t plan_bytes(const conv_plan *p) {
+    if (p->wino) return (wino_scratch_floats(p, 1, 1) + 64) * sizeof(float);
+    return ((size_t)p->nt * gemm_thread_floats(p, 1) + 64) * sizeof(float);
+}
+
+size_t fsd_conv2d_workspace(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
+    conv_plan pf, pb;
+    if (make_plan(&pf, B, Cin, H, W, Cout, k, stride, pad, 0) != FSD_OK) return 0;
+    make_plan(&pb, B, Cin, H, W, Cout, k, stride, pad, 1);
+    size_t a = plan_bytes(&pf), b = plan_bytes(&pb);
+    return (a > b ? a : b) + 64 * 8; /* arena alignment of each allocation */
+}
+
+static float *ws_floats(fsd_arena *ws, size_t n, const char *what) {
+    float *f = fsd_arena_floats(ws, n);
+    if (!f) fsd_fail(FSD_ERR_NOMEM, "conv2d: workspace arena too small for %s (%zu MiB more needed)", what,
+                     n * sizeof(float) >> 20);
+    return f;
+}
+
+/* ================================================================ im2col + sgemm */
+
+/* Task t -> images [*b0, *b1) and output rows [*oy0, *oy1) of each. */
+static void task_range(const conv_plan *p, int t, int *b0, int *b1, int *oy0, int *oy1) {
+    if (p->group > 0) {
+        *b0 = t * p->group, *b1 = imin(p->B, *b0 + p->group), *oy0 = 0, *oy1 = p->Ho;
+    } else {
+        int band = t % p->bands;
+        *b0 = t / p->bands, *b1 = *b0 + 1;
+        *oy0 = band * p->rows, *oy1 = imin(p->Ho, *oy0 + p->rows);
+    }
+}
+
+/* Valid output columns [lo, hi) for kernel column kw: input column ox*s - pad + kw inside [0, W). */
+static void valid_cols(const conv_plan *p, int kw, int *lo, int *hi) {
+    int a = p->pad - kw, l = a > 0 ? cdiv(a, p->s) : 0;
+    int last = p->W - 1 + p->pad - kw; /* largest ox*s allowed */
+    int h = last < 0 ? 0 : last / p->s + 1;
+    h = imin(h, p->Wo);
+    *lo = imin(l, h), *hi = h;
+}
+
+/* Output rows [oy0, oy1) of one image xb [Cin,H,W] -> col rows (ci,kh,kw), column (oy-oy0)*Wo+ox,
+ * leading dimension ldc. Padding positions are written as zeros. */
+static void im2col_rows(float *col, int ldc, const float *xb, const conv_plan *p, int oy0, int oy1) {
+    const int k = p->k, s = p->s, H = p->H, W = p->W, Wo = p->Wo;
+    for (int ci = 0; ci < p->Cin; ci++) {
+        const float *xc = xb + (size_t)ci * H * W;
+        for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+                float *row = col + (size_t)((ci * k + kh) * k + kw) * ldc;
+                int lo, hi;
+                valid_cols(p, kw, &lo, &hi);
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *d = row + (size_t)(oy - oy0) * Wo;
+                    int iy = oy * s - p->pad + kh;
+                    if (iy < 0 || iy >= H || lo >= hi) {
+                        memset(d, 0, (size_t)Wo * sizeof(float));
+                        continue;
+                    }
+                    const float *src = xc + (size_t)iy * W + (lo * s - p->pad + kw);
+                    for (int ox = 0; ox < lo; ox++) d[ox] = 0.0f;
+                    if (s == 1) memcpy(d + lo, src, (size_t)(hi - lo) * sizeof(float));
+                    else if (s == 2) /* constant stride: vectorised with permutes (Downsample convs) */
+                        for (int j = 0; j < hi - lo; j++) d[lo + j] = src[2 * j];
+                    else
+                        for (int j = 0; j < hi - lo; j++) d[lo + j] = src[(size_t)j * s];
+                    for (int ox = hi; ox < Wo; ox++) d[ox] = 0.0f;
+                }
+            }
+    }
+}
+
+/* Stride 2. Output rows [oy0, oy1) read input rows 2*oy0-pad .. 2*(oy1-1)-pad+k-1, which are one
+ * contiguous block of each channel plane: it is copied once per channel into a zero-padded block
+ * (sequential reads of x, the block then sits in L1), and tap (kh, kw) of output (oy, ox) is block
+ * element [2*(oy-oy0)+kh][2*ox+kw]: branch-free stride-2 loads that vectorise with permutes.
+ * rows: gemm_rows_floats() floats. */
+static int s2_block_rows(const conv_plan *p, int nrows) { return 2 * (nrows - 1) + p->k; }
+static int s2_block_width(const conv_plan *p) { return 2 * (p->Wo + p->k); } /* >= W + 2*pad, even */
+
+static void im2col_rows_s2(float *col, int ldc, const float *xb, const conv_plan *p, int oy0, int oy1,
+                           float *blk) {
+    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad;
+    const int nr = s2_block_rows(p, oy1 - oy0), bw = s2_block_width(p), iy0 = 2 * oy0 - pad;
+    memset(blk, 0, (size_t)nr * bw * sizeof(float)); /* padding stays zero: only [pad, pad+W) is rewritten */
+    for (int ci = 0; ci < p->Cin; ci++) {
+        const float *xc = xb + (size_t)ci * H * W;
+        for (int r = 0; r < nr; r++) {
+            const int iy = iy0 + r;
+            if (iy >= 0 && iy < H) memcpy(blk + (size_t)r * bw + pad, xc + (size_t)iy * W, (size_t)W * sizeof(float));
+        }
+        for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+                float *row = col + (size_t)((ci * k + kh) * k + kw) * ldc;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    const float *src = blk + (size_t)(2 * (oy - oy0) + kh) * bw + kw;
+                    float *d = row + (size_t)(oy - oy0) * Wo;
+                    for (int ox = 0; ox < Wo; ox++) d[ox] = src[2 * ox];
+                }
+            }
+    }
+}
+
+/* Adjoint of im2col_rows_s2. The block is kept de-interleaved (each row: its even columns, then its
+ * odd columns) so every tap accumulates contiguously (a stride-2 read-modify-write does not
+ * vectorise); at the end it is re-interleaved into dx, padding dropped. */
+static void col2im_rows_s2(float *dxb, const float *col, int ldc, const conv_plan *p, int oy0, int oy1, float *blk) {
+    const int k = p->k, H = p->H, W = p->W, Wo = p->Wo, pad = p->pad;
+    const int nr = s2_block_rows(p, oy1 - oy0), bw = s2_block_width(p), half = bw / 2, iy0 = 2 * oy0 - pad;
+    for (int ci = 0; ci < p->Cin; ci++) {
+        memset(blk, 0, (size_t)nr * bw * sizeof(float));
+        for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+                const float *row = col + (size_t)((ci * k + kh) * k + kw) * ldc;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *d = blk + (size_t)(2 * (oy - oy0) + kh) * bw + (kw & 1) * half + kw / 2;
+                    const float *g = row + (size_t)(oy - oy0) * Wo;
+                    for (int ox = 0; ox < Wo; ox++) d[ox] += g[ox];
+                }
+            }
+        float *dc = dxb + (size_t)ci * H * W;
+        for (int r = 0; r < nr; r++) {
+            const int iy = iy0 + r;
+            if (iy < 0 || iy >= H) continue;
+            const float *ev = blk + (size_t)r * bw, *od = ev + half;
+            float *d = dc + (size_t)iy * W; /* d[c - pad] for padded column c in [pad, pad+W) */
+            int c = pad;
+            if (c & 1) d[c - pad] += od[c / 2], c++;
+            for (; c + 1 < pad + W; c += 2) d[c - pad] += ev[c / 2], d[c + 1 - pad] += od[c / 2];
+            if (c < pad + W) d[c - pad] += ev[c / 2];
+        }
+    }
+}
+
+/* Adjoint of im2col_rows: dxb [Cin,H,W] += scatter of col (padding positions dropped). */
+static void col2im_rows(float *dxb, const float *col, int ldc, const conv_plan *p, int oy0, int oy1) {
+    const int k = p->k, s = p->s, H = p->H, W = p->W, Wo = p->Wo;
+    for (int ci = 0; ci < p->Cin; ci++) {
+        float *dc = dxb + (size_t)ci * H * W;
+        for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+                const float *row = col + (size_t)((ci * k + kh) * k + kw) * ldc;
+                int lo, hi;
+                valid_cols(p, kw, &lo, &hi);
+                for (int oy = oy0; oy < oy1; oy++) {
+                    int iy = oy * s - p->pad + kh;
+                    if (iy < 0 || iy >= H) continue;
+                    const float *g = row + (size_t)(oy - oy0) * Wo;
+                    float *d = dc + (size_t)iy * W + (lo * s - p->pad + kw);
+                    if (s == 1)
+                        for (int ox = lo; ox < hi; ox++) d[ox - lo] += g[ox];
+                    else if (s == 2)
+                        for (int j = 0; j < hi - lo; j++) d[2 * j] += g[lo + j];
+                    else
+                        for (int j = 0; j < hi - lo; j++) d[(size_t)j * s] += g[lo + j];
+                }
+            }
+    }
+}
+
+/* GEMM B-operand (the im2col matrix) of a task: either a view into x (1x1 direct) or built in col. */
+static const float *task_cols(const conv_plan *p, const float *x, int b0, int b1, int oy0, int oy1, float *col,
+                              float *rows, int *ld) {
+    const int n = (b1 - b0) * (oy1 - oy0) * p->Wo;
+    if (p->direct && b1 - b0 == 1) {
+        *ld = p->P;
+        return x + (size_t)b0 * p->Cin * p->P + (size_t)oy0 * p->Wo;
+    }
+    const int per = (oy1 - oy0) * p->Wo;
+    for (int b = b0; b < b1; b++)
+        if (p->s == 2) im2col_rows_s2(col + (size_t)(b - b0) * per, n, x + (size_t)b * p->Cin * p->H * p->W, p, oy0, oy1, rows);
+        else im2col_rows(col + (size_t)(b - b0) * per, n, x + (size_t)b * p->Cin * p->H * p->W, p, oy0, oy1);
+    *ld = n;
+    return col;
+}
+
+static void gemm_forward(const conv_plan *p, float *out, const float *x, const float *w, const float *bias,
+                         float *scratch) {
+#pragma omp parallel for schedule(static) num_threads(p->nt)
+    for (int t = 0; t < p->ntasks; t++) {
+        gemm_scratch g = gemm_split(p, scratch, omp_get_thread_num(), 0);
+        float *col = g.col, *tmp = g.tmp;
+        int b0, b1, oy0, oy1, ld;
+        task_range(p, t, &b0, &b1, &oy0, &oy1);
+        const int n = (b1 - b0) * (oy1 - oy0) * p->Wo;
+        const float *cm = task_cols(p, x, b0, b1, oy0, oy1, col, g.rows, &ld);
+        if (b1 - b0 == 1) { /* the band of out is a [Cout, n] matrix with row stride P */
+            float *o = out + (size_t)b0 * p->Cout * p->P + (size_t)oy0 * p->Wo;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->Cout, n, p->Ckk, 1.0f, w, p->Ckk, cm, ld,
+                        0.0f, o, p->P);
+            if (bias)
+                for (int co = 0; co < p->Cout; co++) {
+                    float *r = o + (size_t)co * p->P, v = bias[co];
+                    for (int j = 0; j < n; j++) r[j] += v;
+                }
+        } else { /* several images: GEMM into tmp [Cout, n], then scatter each image's columns */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->Cout, n, p->Ckk, 1.0f, w, p->Ckk, cm, ld,
+                        0.0f, tmp, n);
+            for (int b = b0; b < b1; b++)
+                for (int co = 0; co < p->Cout; co++) {
+                    float *o = out + ((size_t)b * p->Cout + co) * p->P;
+                    const float *r = tmp + (size_t)co * n + (size_t)(b - b0) * p->P;
+                    float v = bias ? bias[co] : 0.0f;
+                    for (int j = 0; j < p->P; j++) o[j] = r[j] + v;
+                }
+        }
+    }
+}
+
+static void gemm_backward_task(const conv_plan *p, int t, float *dx, float *dwt, const float *dout, const float *x,
+                               const float *w, const gemm_scratch *g) {
+    float *col = g->col, *tmp = g->tmp;
+    int b0, b1, oy0, oy1, ld, ldd;
+    task_range(p, t, &b0, &b1, &oy0, &oy1);
+    const int n = (b1 - b0) * (oy1 - oy0) * p->Wo;
+    const float *d;
+    if (b1 - b0 == 1) {
+        d = dout + (size_t)b0 * p->Cout * p->P + (size_t)oy0 * p->Wo;
+        ldd = p->P;
+    } else { /* gather dout of the group into [Cout, n] */
+        for (int b = b0; b < b1; b++)
+            for (int co = 0; co < p->Cout; co++)
+                memcpy(tmp + (size_t)co * n + (size_t)(b - b0) * p->P, dout + ((size_t)b * p->Cout + co) * p->P,
+                       (size_t)p->P * sizeof(float));
+        d = tmp;
+        ldd = n;
+    }
+    if (dwt) { /* dW [Cout, Ckk] += dout_band [Cout, n] . col^T [n, Ckk] */
+        const float *cm = task_cols(p, x, b0, b1, oy0, oy1, col, g->rows, &ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->Cout, p->Ckk, n, 1.0f, d, ldd, cm, ld, 1.0f, dwt,
+                    p->Ckk);
+    }
+    if (dx) {
+        if (p->direct && b1 - b0 == 1) { /* dx band [Cin, n] += W^T . dout_band, in place */
+            float *o = dx + (size_t)b0 * p->Cin * p->P + (size_t)oy0 * p->Wo;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->Cin, n, p->Cout, 1.0f, w, p->Ckk, d, ldd, 1.0f,
+                        o, p->P);
+        } else { /* dcol [Ckk, n] = W^T . dout_band, then scatter-add into dx */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->Ckk, n, p->Cout, 1.0f, w, p->Ckk, d, ldd, 0.0f,
+                        col, n);
+            const int per = (oy1 - oy0) * p->Wo;
+            for (int b = b0; b < b1; b++)
+                if (p->s == 2)
+                    col2im_rows_s2(dx + (size_t)b * p->Cin * p->H * p->W, col + (size_t)(b - b0) * per, n, p, oy0, oy1,
+                                   g->rows);
+                else
+                    col2im_rows(dx + (size_t)b * p->Cin * p->H * p->W, col + (size_t)(b - b0) * per, n, p, oy0, oy1);
+        }
+    }
+}
+
+static void gemm_backward(const conv_plan *p, float *dx, float *dw, const float *dout, const float *x,
+                          const float *w, float *scratch) {
+    const size_t nw = (size_t)p->Cout * p->Ckk;
+    /* dx bands of one image overlap when k > stride (except 1x1 direct): even bands, then odd bands */
+    const int two_phase = dx && p->bands > 1 && p->k > p->s;
+    const int nph = two_phase ? 2 : 1;
+#pragma omp parallel num_threads(p->nt)
+    {
+        const int tid = omp_get_thread_num();
+        const gemm_scratch g = gemm_split(p, scratch, tid, 1);
+        float *dwp = g.dwp;
+        /* thread 0 accumulates straight into dw, the others into private copies reduced below */
+        float *dwt = dw ? (tid == 0 ? dw : dwp) : NULL;
+        if (dw && tid > 0) memset(dwp, 0, nw * sizeof(float));
+        for (int ph = 0; ph < nph; ph++) {
+            const int per_img = nph == 1 ? p->bands : (p->bands + 1 - ph) / 2;
+            const int cnt = nph == 1 ? p->ntasks : p->B * per_img;
+#pragma omp for schedule(static)
+            for (int i = 0; i < cnt; i++) {
+                int t = nph == 1 ? i : (i / per_img) * p->bands + 2 * (i % per_img) + ph;
+                gemm_backward_task(p, t, dx, dwt, dout, x, w, &g);
+            }
+        }
+        if (dw && p->nt > 1) {
+            const int nthr = omp_get_num_threads();
+#pragma omp for schedule(static)
+            for (size_t e = 0; e < nw; e++) {
+                float s = 0.0f;
+                for (int r = 1; r < nthr; r++) s += gemm_split(p, scratch, r, 1).dwp[e];
+                dw[e] += s;
+            }
+        }
+    }
+}
+
+/* ================================================================ Winograd F(2x2, 3x3) */
+
+/* U[xi][r][c] = (G g G^T)[xi] for every (co, ci); g = w[co,ci] with (r, c) = (co, ci), or for the dx
+ * pass the flipped kernel with (r, c) = (ci, co). G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+ * Blocks of 64 c are transformed into a local buffer and written as 16 contiguous runs: storing
+ * straight to the 16 slices (Cout*Cin apart, a multiple of 4 KiB) made this 30% of a 16x16 forward. */
+static void wino_weights(float *U, const float *w, int Cout, int Cin, int flip) {
+    const int R = flip ? Cin : Cout, C = flip ? Cout : Cin;
+    const size_t stride = (size_t)Cout * Cin;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) {
+        float u[16][64];
+        for (int c0 = 0; c0 < C; c0 += 64) {
+            const int nc = imin(64, C - c0);
+            for (int c = 0; c < nc; c++) {
+                const int co = flip ? c0 + c : r, ci = flip ? r : c0 + c;
+                const float *g0 = w + ((size_t)co * Cin + ci) * 9;
+                float g[3][3], t[4][3];
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) g[i][j] = flip ? g0[(2 - i) * 3 + (2 - j)] : g0[i * 3 + j];
+                for (int j = 0; j < 3; j++) {
+                    t[0][j] = g[0][j];
+                    t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                    t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                    t[3][j] = g[2][j];
+                }
+                for (int i = 0; i < 4; i++) {
+                    u[4 * i + 0][c] = t[i][0];
+                    u[4 * i + 1][c] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                    u[4 * i + 2][c] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                    u[4 * i + 3][c] = t[i][2];
+                }
+            }
+            for (int xi = 0; xi < 16; xi++)
+                memcpy(U + xi * stride + (size_t)r * C + c0, u[xi], (size_t)nc * sizeof(float));
+        }
+    }
+}
+
+/* dW[co,ci] += G^T dU[.][co][ci] G for all (co, ci) (G^T rows: [1 .5 .5 0], [0 .5 -.5 0], [0 .5 .5 1]);
+ * blocks of 64 ci read as 16 contiguous runs, like wino_weights. */
+static void wino_weight_grad(float *dw, const float *dU, int Cout, int Cin) {
+    const size_t stride = (size_t)Cout * Cin;
+#pragma omp for schedule(static)
+    for (int co = 0; co < Cout; co++) {
+        float u[16][64];
+        for (int c0 = 0; c0 < Cin; c0 += 64) {
+            const int nc = imin(64, Cin - c0);
+            for (int xi = 0; xi < 16; xi++)
+                memcpy(u[xi], dU + xi * stride + (size_t)co * Cin + c0, (size_t)nc * sizeof(float));
+            for (int c = 0; c < nc; c++) {
+                float t[3][4];
+                for (int j = 0; j < 4; j++) {
+                    t[0][j] = u[j][c] + 0.5f * (u[4 + j][c] + u[8 + j][c]);
+                    t[1][j] = 0.5f * (u[4 + j][c] - u[8 + j][c]);
+                    t[2][j] = 0.5f * (u[4 + j][c] + u[8 + j][c]) + u[12 + j][c];
+                }
+                float *g = dw + ((size_t)co * Cin + c0 + c) * 9;
+                for (int i = 0; i < 3; i++) {
+                    g[i * 3 + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                    g[i * 3 + 1] += 0.5f * (t[i][1] - t[i][2]);
+                    g[i * 3 + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+                }
+            }
+        }
+    }
+}
+
+/* Input transform V = B^T d B of the 4x4 tiles of tile rows [r0, r1), channels [c0, c1), of src [B, C, H, W]
+ * (tile (ty,tx) reads rows 2ty-1..2ty+2, cols 2tx-1..2tx+2, zero outside).
+ * V[xi][c][t] with leading dimension ldv, xi stride C*ldv. rb: 4*(2tw+2) floats, zero on entry. */
+static void wino_input(float *V, int ldv, const float *src, int C, int c0, int c1, int H, int W, int th, int tw,
+                       int r0, int r1, float *rb) {
+    const int Wp = 2 * tw + 2;
+    const size_t xs = xi_stride(C, ldv);
+    for (int c = c0; c < c1; c++)
+        for (int r = r0; r < r1; r++) {
+            const int b = r / th, ty = r % th;
+            const float *plane = src + ((size_t)b * C + c) * H * W;
+            for (int i = 0; i < 4; i++) { /* padded copies of the 4 input rows (cols -1 .. 2tw) */
+                const int iy = 2 * ty - 1 + i;
+                if (iy >= 0 && iy < H) memcpy(rb + i * Wp + 1, plane + (size_t)iy * W, (size_t)W * sizeof(float));
+                else memset(rb + i * Wp + 1, 0, (size_t)W * sizeof(float));
+            }
+            const float *q0 = rb, *q1 = rb + Wp, *q2 = rb + 2 * Wp, *q3 = rb + 3 * Wp;
+            float *v = V + (size_t)c * ldv + (size_t)(r - r0) * tw;
+            for (int tx = 0; tx < tw; tx++) {
+                const int x0 = 2 * tx;
+                float t[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
+                for (int j = 0; j < 4; j++) {
+                    const float d0 = q0[x0 + j], d1 = q1[x0 + j], d2 = q2[x0 + j], d3 = q3[x0 + j];
+                    t[0][j] = d0 - d2, t[1][j] = d1 + d2, t[2][j] = d2 - d1, t[3][j] = d1 - d3;
+                }
+                for (int i = 0; i < 4; i++) { /* (.) B: same combination along columns */
+                    v[(size_t)(4 * i + 0) * xs + tx] = t[i][0] - t[i][2];
+                    v[(size_t)(4 * i + 1) * xs + tx] = t[i][1] + t[i][2];
+                    v[(size_t)(4 * i + 2) * xs + tx] = t[i][2] - t[i][1];
+                    v[(size_t)(4 * i + 3) * xs + tx] = t[i][1] - t[i][3];
+                }
+            }
+        }
+    /* leave the W..2tw+1 padding columns as found (zero): only [1, W] was written */
+}
+
+/* Output transform Y = A^T m A (A^T = [1 1 1 0; 0 1 -1 -1]) of M[xi][c][t] into dst [B, C, Ho, Wo]:
+ * dst = Y + bias[c] (bias may be NULL) or dst += Y when accumulate. rb: 2*2tw floats. */
+static void wino_output(float *dst, const float *M, int ldm, int C, int Ho, int Wo, int th, int tw, int r0, int r1,
+                        const float *bias, int accumulate, float *rb) {
+    const size_t xs = xi_stride(C, ldm);
+    float *y0 = rb, *y1 = rb + 2 * tw;
+    for (int c = 0; c < C; c++)
+        for (int r = r0; r < r1; r++) {
+            const int b = r / th, ty = r % th;
+            const float *m = M + (size_t)c * ldm + (size_t)(r - r0) * tw;
+            for (int tx = 0; tx < tw; tx++) {
+                float a[4][4], t[2][4];
+                for (int xi = 0; xi < 16; xi++) a[xi / 4][xi % 4] = m[(size_t)xi * xs + tx];
+                for (int j = 0; j < 4; j++) {
+                    t[0][j] = a[0][j] + a[1][j] + a[2][j];
+                    t[1][j] = a[1][j] - a[2][j] - a[3][j];
+                }
+                y0[2 * tx] = t[0][0] + t[0][1] + t[0][2], y0[2 * tx + 1] = t[0][1] - t[0][2] - t[0][3];
+                y1[2 * tx] = t[1][0] + t[1][1] + t[1][2], y1[2 * tx + 1] = t[1][1] - t[1][2] - t[1][3];
+            }
+            const float v = bias ? bias[c] : 0.0f;
+            for (int i = 0; i < 2; i++) {
+                const int oy = 2 * ty + i;
+                if (oy >= Ho) break;
+                float *o = dst + (((size_t)b * C + c) * Ho + oy) * Wo;
+                const float *y = i ? y1 : y0;
+                if (accumulate)
+                    for (int j = 0; j < Wo; j++) o[j] += y[j];
+                else
+                    for (int j = 0; j < Wo; j++) o[j] = y[j] + v;
+            }
+        }
+}
+
+/* Gradient-side transform dM = A dY A^T of the 2x2 output tiles of dout [B, C, Ho, Wo] (zero outside),
+ * layout like wino_input. rb: 2*2tw floats. */
+static void wino_grad_output(float *Mg, int ldm, const float *dout, int C, int c0, int c1, int Ho, int Wo, int th,
+                             int tw, int r0, int r1, float *rb) {
+    const size_t xs = xi_stride(C, ldm);
+    float *q0 = rb, *q1 = rb + 2 * tw;
+    for (int c = c0; c < c1; c++)
+        for (int r = r0; r < r1; r++) {
+            const int b = r / th, ty = r % th;
+            const float *plane = dout + ((size_t)b * C + c) * Ho * Wo;
+            memcpy(q0, plane + (size_t)(2 * ty) * Wo, (size_t)Wo * sizeof(float));
+            if (2 * ty + 1 < Ho) memcpy(q1, plane + (size_t)(2 * ty + 1) * Wo, (size_t)Wo * sizeof(float));
+            else memset(q1, 0, (size_t)Wo * sizeof(float));
+            if (Wo & 1) q0[Wo] = q1[Wo] = 0.0f; /* the odd last tile's right column is outside */
+            float *g = Mg + (size_t)c * ldm + (size_t)(r - r0) * tw;
+            for (int tx = 0; tx < tw; tx++) {
+                const float a0 = q0[2 * tx], a1 = q0[2 * tx + 1], c0 = q1[2 * tx], c1 = q1[2 * tx + 1];
+                /* s = A dY: rows y0, y0+y1, y0-y1, -y1 (per column q) */
+                const float s[4][2] = {{a0, a1}, {a0 + c0, a1 + c1}, {a0 - c0, a1 - c1}, {-c0, -c1}};
+                for (int i = 0; i < 4; i++) {
+                    g[(size_t)(4 * i + 0) * xs + tx] = s[i][0];
+                    g[(size_t)(4 * i + 1) * xs + tx] = s[i][0] + s[i][1];
+                    g[(size_t)(4 * i + 2) * xs + tx] = s[i][0] - s[i][1];
+                    g[(size_t)(4 * i + 3) * xs + tx] = -s[i][1];
+                }
+            }
+        }
+}
+
+static void wino_forward(const conv_plan *p, float *out, const float *x, const float *w, const float *bias,
+                         const wino_scratch *ws) {
+    float *U = ws->U;
+    wino_weights(U, w, p->Cout, p->Cin, 0);
+    const size_t buf = wino_buf_floats(p);
+    const int R = p->B * p->th;
+#pragma omp parallel num_threads(p->nt)
+    {
+        const int tid = omp_get_thread_num();
+        float *V = ws->tiles + (size_t)tid * wino_thread_floats(p), *M = V + buf;
+        float *rb = ws->rows + (size_t)tid * wino_rows_floats(p), *ro = rb + 4 * (2 * p->tw + 2);
+        memset(rb, 0, (size_t)4 * (2 * p->tw + 2) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < p->nchunks; ch++) {
+            int r0, r1;
+            chunk_rows(R, p->nchunks, ch, &r0, &r1);
+            const int n = (r1 - r0) * p->tw;
+            wino_input(V, p->tc, x, p->Cin, 0, p->Cin, p->H, p->W, p->th, p->tw, r0, r1, rb);
+            for (int xi = 0; xi < 16; xi++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->Cout, n, p->Cin, 1.0f,
+                            U + (size_t)xi * p->Cout * p->Cin, p->Cin, V + xi * xi_stride(p->Cin, p->tc), p->tc, 0.0f,
+                            M + xi * xi_stride(p->Cout, p->tc), p->tc);
+            wino_output(out, M, p->tc, p->Cout, p->Ho, p->Wo, p->th, p->tw, r0, r1, bias, 0, ro);
+        }
+    }
+}
+
+static void wino_backward(const conv_plan *p, float *dx, float *dw, const float *dout, const float *x,
+                          const float *w, const wino_scratch *ws) {
+    float *U = ws->U, *dU = ws->dU;
+    if (dx) wino_weights(U, w, p->Cout, p->Cin, 1); /* U'[xi][ci][co]: flipped, transposed kernel */
+    const size_t buf = wino_buf_floats(p);
+    const size_t nu = (size_t)16 * p->Cout * p->Cin;
+    const int R = p->B * p->th;
+    const int Cin = p->Cin, Cout = p->Cout, tc = p->tc;
+    /* dW pass on team-wide chunks of at most tcw tiles: V [16][Cin][tcw] and dM [16][Cout][tcw] in
+     * the concatenated tile buffers (tcw <= nt*tc, so 16*(Cin+Cout)*tcw <= nt*2*16*max(C)*tc). */
+    const int tcw = p->tcw, nchw = p->nchw;
+    float *Vw = ws->tiles, *Mw = ws->tiles + 16 * xi_stride(Cin, tcw);
+#pragma omp parallel num_threads(p->nt)
+    {
+        const int tid = omp_get_thread_num();
+        float *rb = ws->rows + (size_t)tid * wino_rows_floats(p), *ro = rb + 4 * (2 * p->tw + 2);
+        memset(rb, 0, (size_t)4 * (2 * p->tw + 2) * sizeof(float));
+        if (dw) {
+            /* dU[xi] [Cout, Cin] = sum over chunks of dM[xi] [Cout, n] . V[xi]^T [n, Cin]: each xi is
+             * owned by one thread (no private copies, no reduction, same order whatever the threads) */
+#pragma omp for schedule(static)
+            for (size_t e = 0; e < nu; e++) dU[e] = 0.0f;
+            for (int ch = 0; ch < nchw; ch++) {
+                int r0, r1;
+                chunk_rows(R, nchw, ch, &r0, &r1);
+                const int n = (r1 - r0) * p->tw;
+#pragma omp for schedule(static)
+                for (int c = 0; c < Cin + Cout; c++) {
+                    if (c < Cin) wino_input(Vw, tcw, x, Cin, c, c + 1, p->H, p->W, p->th, p->tw, r0, r1, rb);
+                    else wino_grad_output(Mw, tcw, dout, Cout, c - Cin, c - Cin + 1, p->Ho, p->Wo, p->th, p->tw, r0, r1, ro);
+                }
+#pragma omp for schedule(static)
+                for (int xi = 0; xi < 16; xi++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, Cin, n, 1.0f, Mw + xi * xi_stride(Cout, tcw),
+                                tcw, Vw + xi * xi_stride(Cin, tcw), tcw, 1.0f, dU + (size_t)xi * Cout * Cin, Cin);
+            }
+            wino_weight_grad(dw, dU, Cout, Cin); /* an omp for inside this parallel region */
+        }
+        if (dx) { /* per-thread chunks: dx tiles += A^T [U'[xi] . (B^T dout B)[xi]] A; each tile has one writer */
+            float *b1 = ws->tiles + (size_t)tid * wino_thread_floats(p), *b2 = b1 + buf;
+#pragma omp for schedule(static)
+            for (int ch = 0; ch < p->nchunks; ch++) {
+                int r0, r1;
+                chunk_rows(R, p->nchunks, ch, &r0, &r1);
+                const int n = (r1 - r0) * p->tw;
+                wino_input(b2, tc, dout, Cout, 0, Cout, p->Ho, p->Wo, p->th, p->tw, r0, r1, rb);
+                for (int xi = 0; xi < 16; xi++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, n, Cout, 1.0f, U + (size_t)xi * Cin * Cout,
+                                Cout, b2 + xi * xi_stride(Cout, tc), tc, 0.0f, b1 + xi * xi_stride(Cin, tc), tc);
+                wino_output(dx, b1, tc, Cin, p->H, p->W, p->th, p->tw, r0, r1, NULL, 1, ro);
+            }
+        }
+    }
+}
+
+/* ================================================================ public entry points */
+
+fsd_status fsd_conv2d_forward(float *out, const float *x, const float *w, const float *bias, int B, int Cin,
+                              int H, int W, int Cout, int k, int stride, int pad, fsd_arena *ws) {
+    conv_plan p;
+    fsd_status st = make_plan(&p, B, Cin, H, W, Cout, k, stride, pad, 0);
+    if (st != FSD_OK) return st;
+    if (!out || !x || !w || !ws) return fsd_fail(FSD_ERR_INVALID, "conv2d_forward: NULL argument");
+    const size_t mark = fsd_arena_mark(ws);
+    if (p.wino) {
+        float *s = ws_floats(ws, wino_scratch_floats(&p, 1, 0), "Winograd tiles");
+        if (!s) {
+            fsd_arena_reset(ws, mark);
+            return FSD_ERR_NOMEM;
+        }
+        wino_scratch wsp;
+        wino_split(&p, s, 1, 0, &wsp);
+        wino_forward(&p, out, x, w, bias, &wsp);
+    } else {
+        float *s = ws_floats(ws, (size_t)p.nt * gemm_thread_floats(&p, 0), "im2col");
+        if (!s) {
+            fsd_arena_reset(ws, mark);
+            return FSD_ERR_NOMEM;
+        }
+        gemm_forward(&p, out, x, w, bias, s);
+    }
+    fsd_arena_reset(ws, mark);
+    return FSD_OK;
+}
+
+/* dbias[co] += sum over batch and pixels of dout[:, co]: 4 independent 16-wide float accumulators per
+ * plane (not latency-bound on one register), planes summed in double. */
+static void bias_backward(float *db, const float *dout, int B, int Cout, int P) {
+#pragma omp parallel for schedule(static)
+    for (int co = 0; co < Cout; co++) {
+        double s = 0;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + ((size_t)b * Cout + co) * P;
+            float acc[4][16] = {{0}};
+            int i = 0;
+            for (; i + 64 <= P; i += 64)
+                for (int r = 0; r < 4; r++)
+                    for (int j = 0; j < 16; j++) acc[r][j] += g[i + 16 * r + j];
+            for (int r = 0; r < 4; r++)
+                for (int j = 0; j < 16; j++) s += acc[r][j];
+            for (; i < P; i++) s += g[i];
+        }
+        db[co] += (float)s;
+    }
+}
+
+fsd_status fsd_conv2d_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                               const float *w, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                               fsd_arena *ws) {
+    conv_plan p;
+    fsd_status st = make_plan(&p, B, Cin, H, W, Cout, k, stride, pad, 1);
+    if (st != FSD_OK) return st;
+    if (!dout || !ws || (dw && !x) || (dx && !w))
+        return fsd_fail(FSD_ERR_INVALID, "conv2d_backward: NULL argument");
+    if (dbias) bias_backward(dbias, dout, B, Cout, p.P);
+    if (!dx && !dw) return FSD_OK;
+    const size_t mark = fsd_arena_mark(ws);
+    if (p.wino) {
+        float *s = ws_floats(ws, wino_scratch_floats(&p, dx != NULL, dw != NULL), "Winograd tiles");
+        if (!s) {
+            fsd_arena_reset(ws, mark);
+            return FSD_ERR_NOMEM;
+        }
+        wino_scratch wsp;
+        wino_split(&p, s, dx != NULL, dw != NULL, &wsp);
+        wino_backward(&p, dx, dw, dout, x, w, &wsp);
+    } else {
+        float *s = ws_floats(ws, (size_t)p.nt * gemm_thread_floats(&p, 1), "im2col");
+        if (!s) {
+            fsd_arena_reset(ws, mark);
+            return FSD_ERR_NOMEM;
+        }
+        gemm_backward(&p, dx, dw, dout, x, w, s);
+    }
+    fsd_arena_reset(ws, mark);
+    return FSD_OK;
+}

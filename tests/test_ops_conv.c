@@ -1,0 +1,331 @@
+/* Convolution op family against PyTorch float64 twins (tests/ref/ref_conv.py, cases in $FSD_REF_DIR/conv):
+ *  - forward rel err <= 1e-4, every input/parameter gradient rel err <= 1e-3 (rel err as in testutil.h);
+ *  - conv2d through both algorithms (im2col+sgemm; Winograd where it applies) and with 1, 2 and 3
+ *    threads (changes how the work is cut into bands/chunks and the two-phase col2im);
+ *  - backward accumulates (a second call gives 2x the gradient) and NULL gradients are skipped;
+ *  - central finite differences of every backward on tiny shapes (loss = sum dy*y in double);
+ *  - bad shapes and a too-small workspace arena fail with a status, and the arena is handed back. */
+#include "fsdiff/ops_conv.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_FWD 1e-4
+#define TOL_GRAD 1e-3
+
+static fsd_arena g_ws;
+
+/* a[i] = s * b[i] */
+static float *scaled(const float *b, size_t n, float s) {
+    float *a = tu_zeros(n);
+    for (size_t i = 0; i < n; i++) a[i] = s * b[i];
+    return a;
+}
+
+/* ---------------------------------------------------------------- conv2d vs torch */
+static void run_conv_case(const fsd_safetensors *st, const char *name) {
+    const int B = tu_meta_int(st, "B", 0), Ci = tu_meta_int(st, "Cin", 0), H = tu_meta_int(st, "H", 0),
+              W = tu_meta_int(st, "W", 0), Co = tu_meta_int(st, "Cout", 0), k = tu_meta_int(st, "k", 0),
+              s = tu_meta_int(st, "stride", 0), p = tu_meta_int(st, "pad", 0);
+    const int Ho = fsd_conv2d_out_size(H, k, s, p), Wo = fsd_conv2d_out_size(W, k, s, p);
+    size_t nx, nw, ny, nb = 0;
+    float *x = tu_get(st, "x", &nx), *w = tu_get(st, "w", &nw), *b = tu_get_opt(st, "b", &nb);
+    float *yr = tu_get(st, "y", &ny), *dy = tu_get(st, "dy", NULL), *dxr = tu_get(st, "dx", NULL);
+    float *dwr = tu_get(st, "dw", NULL), *dbr = b ? tu_get(st, "db", NULL) : NULL;
+    if (!x || !w || !yr || !dy || !dxr || !dwr || (b && !dbr)) return;
+    tu_check(ny == (size_t)B * Co * Ho * Wo, "%s: output shape [%d,%d,%d,%d]", name, B, Co, Ho, Wo);
+    float *dx2 = scaled(dxr, nx, 2), *dw2 = scaled(dwr, nw, 2), *db2 = b ? scaled(dbr, nb, 2) : NULL;
+
+    const int wino_ok = k == 3 && s == 1 && p == 1;
+    for (int algo = FSD_CONV_IM2COL; algo <= (wino_ok ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL); algo++) {
+        fsd_conv2d_set_algo((fsd_conv_algo)algo);
+        const char *an = algo == FSD_CONV_WINOGRAD ? "winograd" : "im2col";
+        for (int nt = 1; nt <= 3; nt++) {
+            fsd_set_threads(nt);
+            float *y = tu_zeros(ny), *dx = tu_zeros(nx), *dw = tu_zeros(nw), *db = tu_zeros(nb);
+            const size_t need = fsd_conv2d_workspace(B, Ci, H, W, Co, k, s, p);
+            g_ws.peak = 0;
+            fsd_status st1 = fsd_conv2d_forward(y, x, w, b, B, Ci, H, W, Co, k, s, p, &g_ws);
+            fsd_status st2 = fsd_conv2d_backward(dx, dw, b ? db : NULL, dy, x, w, B, Ci, H, W, Co, k, s, p, &g_ws);
+            tu_check(st1 == FSD_OK && st2 == FSD_OK && g_ws.used == 0 && g_ws.peak <= need,
+                     "%s [%s, %d threads]: ok status, arena handed back, peak %zu <= workspace %zu", name, an, nt,
+                     g_ws.peak, need);
+            char what[160];
+            snprintf(what, sizeof what, "%s [%s, %d thr] y", name, an, nt);
+            tu_check_close(what, y, yr, ny, TOL_FWD);
+            snprintf(what, sizeof what, "%s [%s, %d thr] dx", name, an, nt);
+            tu_check_close(what, dx, dxr, nx, TOL_GRAD);
+            snprintf(what, sizeof what, "%s [%s, %d thr] dw", name, an, nt);
+            tu_check_close(what, dw, dwr, nw, TOL_GRAD);
+            if (b) {
+                snprintf(what, sizeof what, "%s [%s, %d thr] db", name, an, nt);
+                tu_check_close(what, db, dbr, nb, TOL_GRAD);
+            }
+            if (nt == 2) {
+                /* accumulation: a second backward adds the same gradient again */
+                fsd_conv2d_backward(dx, dw, b ? db : NULL, dy, x, w, B, Ci, H, W, Co, k, s, p, &g_ws);
+                double e = fmax(tu_rel_err(dx, dx2, nx), tu_rel_err(dw, dw2, nw));
+                if (b) e = fmax(e, tu_rel_err(db, db2, nb));
+                tu_check(e <= TOL_GRAD, "%s [%s]: backward accumulates (2 calls = 2x grad, rel err %.2g)", name, an, e);
+                /* NULL gradients skipped: dx only, then dW only (x and w may then be NULL respectively) */
+                float *dxo = tu_zeros(nx), *dwo = tu_zeros(nw);
+                fsd_status sa = fsd_conv2d_backward(dxo, NULL, NULL, dy, NULL, w, B, Ci, H, W, Co, k, s, p, &g_ws);
+                fsd_status sb = fsd_conv2d_backward(NULL, dwo, NULL, dy, x, NULL, B, Ci, H, W, Co, k, s, p, &g_ws);
+                tu_check(sa == FSD_OK && sb == FSD_OK && tu_rel_err(dxo, dxr, nx) <= TOL_GRAD &&
+                             tu_rel_err(dwo, dwr, nw) <= TOL_GRAD,
+                         "%s [%s]: dx-only and dW-only backward (NULL grads skipped)", name, an);
+                fsd_free(dxo);
+                fsd_free(dwo);
+            }
+            fsd_free(y), fsd_free(dx), fsd_free(dw), fsd_free(db);
+        }
+    }
+    fsd_conv2d_set_algo(FSD_CONV_AUTO);
+    fsd_set_threads(2);
+    float *bufs[] = {x, w, b, yr, dy, dxr, dwr, dbr, dx2, dw2, db2};
+    for (int i = 0; i < 11; i++) fsd_free(bufs[i]);
+}
+
+/* ---------------------------------------------------------------- memory-bound ops vs torch */
+static void run_simple_case(const fsd_safetensors *st, const char *op, const char *name) {
+    const int B = tu_meta_int(st, "B", 0), H = tu_meta_int(st, "H", 0), W = tu_meta_int(st, "W", 0);
+    char what[160];
+    if (!strcmp(op, "upsample2x")) {
+        const int C = tu_meta_int(st, "C", 0);
+        size_t nx, ny;
+        float *x = tu_get(st, "x", &nx), *yr = tu_get(st, "y", &ny), *dy = tu_get(st, "dy", NULL),
+              *dxr = tu_get(st, "dx", NULL);
+        if (!x || !yr || !dy || !dxr) return;
+        float *y = tu_zeros(ny), *dx = tu_zeros(nx);
+        fsd_upsample2x_forward(y, x, B, C, H, W);
+        fsd_upsample2x_backward(dx, dy, B, C, H, W);
+        snprintf(what, sizeof what, "%s y", name);
+        tu_check_close(what, y, yr, ny, TOL_FWD);
+        snprintf(what, sizeof what, "%s dx", name);
+        tu_check_close(what, dx, dxr, nx, TOL_GRAD);
+        float *bufs[] = {x, yr, dy, dxr, y, dx};
+        for (int i = 0; i < 6; i++) fsd_free(bufs[i]);
+    } else if (!strcmp(op, "channel_bias")) {
+        const int C = tu_meta_int(st, "C", 0);
+        size_t nx, nb;
+        float *x = tu_get(st, "x", &nx), *bias = tu_get(st, "bias", &nb), *yr = tu_get(st, "y", NULL),
+              *dy = tu_get(st, "dy", NULL), *dxr = tu_get(st, "dx", NULL), *dbr = tu_get(st, "dbias", NULL);
+        if (!x || !bias || !yr || !dy || !dxr || !dbr) return;
+        float *y = tu_zeros(nx), *dx = tu_zeros(nx), *db = tu_zeros(nb);
+        fsd_channel_bias_forward(y, x, bias, B, C, H * W);
+        fsd_channel_bias_backward(dx, db, dy, B, C, H * W);
+        snprintf(what, sizeof what, "%s y", name);
+        tu_check_close(what, y, yr, nx, TOL_FWD);
+        snprintf(what, sizeof what, "%s dx", name);
+        tu_check_close(what, dx, dxr, nx, TOL_GRAD);
+        snprintf(what, sizeof what, "%s dbias", name);
+        tu_check_close(what, db, dbr, nb, TOL_GRAD);
+        /* in place (out == x) gives the same result */
+        float *xi = scaled(x, nx, 1);
+        fsd_channel_bias_forward(xi, xi, bias, B, C, H * W);
+        snprintf(what, sizeof what, "%s in-place y", name);
+        tu_check_close(what, xi, yr, nx, TOL_FWD);
+        float *bufs[] = {x, bias, yr, dy, dxr, dbr, y, dx, db, xi};
+        for (int i = 0; i < 10; i++) fsd_free(bufs[i]);
+    } else if (!strcmp(op, "concat")) {
+        const int Ca = tu_meta_int(st, "Ca", 0), Cb = tu_meta_int(st, "Cb", 0);
+        size_t na, nb, ny;
+        float *a = tu_get(st, "a", &na), *b = tu_get(st, "b", &nb), *yr = tu_get(st, "y", &ny),
+              *dy = tu_get(st, "dy", NULL), *dar = tu_get(st, "da", NULL), *dbr = tu_get(st, "db", NULL);
+        if (!a || !b || !yr || !dy || !dar || !dbr) return;
+        float *y = tu_zeros(ny), *da = tu_zeros(na), *db = tu_zeros(nb);
+        fsd_concat_forward(y, a, b, B, Ca, Cb, H * W);
+        fsd_concat_backward(da, db, dy, B, Ca, Cb, H * W);
+        snprintf(what, sizeof what, "%s y", name);
+        tu_check_close(what, y, yr, ny, TOL_FWD);
+        snprintf(what, sizeof what, "%s da", name);
+        tu_check_close(what, da, dar, na, TOL_GRAD);
+        snprintf(what, sizeof what, "%s db", name);
+        tu_check_close(what, db, dbr, nb, TOL_GRAD);
+        float *bufs[] = {a, b, yr, dy, dar, dbr, y, da, db};
+        for (int i = 0; i < 9; i++) fsd_free(bufs[i]);
+    } else if (!strcmp(op, "split")) {
+        const int Ca = tu_meta_int(st, "Ca", 0), Cb = tu_meta_int(st, "Cb", 0);
+        size_t nx, na, nb;
+        float *x = tu_get(st, "x", &nx), *yar = tu_get(st, "y_a", &na), *ybr = tu_get(st, "y_b", &nb),
+              *dya = tu_get(st, "dy_a", NULL), *dyb = tu_get(st, "dy_b", NULL), *dxr = tu_get(st, "dx", NULL);
+        if (!x || !yar || !ybr || !dya || !dyb || !dxr) return;
+        float *ya = tu_zeros(na), *yb = tu_zeros(nb), *dx = tu_zeros(nx);
+        fsd_split_forward(ya, yb, x, B, Ca, Cb, H * W);
+        fsd_split_backward(dx, dya, dyb, B, Ca, Cb, H * W);
+        snprintf(what, sizeof what, "%s y_a", name);
+        tu_check_close(what, ya, yar, na, TOL_FWD);
+        snprintf(what, sizeof what, "%s y_b", name);
+        tu_check_close(what, yb, ybr, nb, TOL_FWD);
+        snprintf(what, sizeof what, "%s dx", name);
+        tu_check_close(what, dx, dxr, nx, TOL_GRAD);
+        float *bufs[] = {x, yar, ybr, dya, dyb, dxr, ya, yb, dx};
+        for (int i = 0; i < 9; i++) fsd_free(bufs[i]);
+    } else {
+        tu_check(0, "%s: unknown op '%s'", name, op);
+    }
+}
+
+/* ---------------------------------------------------------------- finite differences
+ * loss = sum_i dy_i * y_i in double, y recomputed by the float forward. The ops are linear in
+ * each input, so the central difference has no truncation error; h is large to beat rounding. */
+typedef struct {
+    int kind; /* 0 conv, 1 upsample, 2 channel bias, 3 concat, 4 split */
+    int a[8];
+    float *in[3]; /* conv: x, w, b; upsample: x; bias: x, bias; concat: a, b; split: x */
+    float *y, *y2, *dy, *dy2;
+    size_t ny, ny2;
+} fd_ctx;
+
+static double fd_loss(void *p) {
+    fd_ctx *c = p;
+    const int *a = c->a;
+    switch (c->kind) {
+    case 0: fsd_conv2d_forward(c->y, c->in[0], c->in[1], c->in[2], a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], &g_ws); break;
+    case 1: fsd_upsample2x_forward(c->y, c->in[0], a[0], a[1], a[2], a[3]); break;
+    case 2: fsd_channel_bias_forward(c->y, c->in[0], c->in[1], a[0], a[1], a[2] * a[3]); break;
+    case 3: fsd_concat_forward(c->y, c->in[0], c->in[1], a[0], a[1], a[2], a[3] * a[4]); break;
+    case 4: fsd_split_forward(c->y, c->y2, c->in[0], a[0], a[1], a[2], a[3] * a[4]); break;
+    }
+    double s = 0;
+    for (size_t i = 0; i < c->ny; i++) s += (double)c->dy[i] * c->y[i];
+    for (size_t i = 0; i < c->ny2; i++) s += (double)c->dy2[i] * c->y2[i];
+    return s;
+}
+
+static void fd_conv(const char *label, fsd_conv_algo algo, int B, int Ci, int H, int W, int Co, int k, int s, int p) {
+    fsd_conv2d_set_algo(algo);
+    const int Ho = fsd_conv2d_out_size(H, k, s, p), Wo = fsd_conv2d_out_size(W, k, s, p);
+    const size_t nx = (size_t)B * Ci * H * W, nw = (size_t)Co * Ci * k * k, ny = (size_t)B * Co * Ho * Wo;
+    fd_ctx c = {.kind = 0, .a = {B, Ci, H, W, Co, k, s, p}, .ny = ny};
+    c.in[0] = tu_zeros(nx), c.in[1] = tu_zeros(nw), c.in[2] = tu_zeros(Co);
+    tu_fill_uniform(c.in[0], nx, 1, 1.0f), tu_fill_uniform(c.in[1], nw, 2, 0.5f), tu_fill_uniform(c.in[2], Co, 3, 1.0f);
+    c.y = tu_zeros(ny), c.dy = tu_zeros(ny);
+    tu_fill_uniform(c.dy, ny, 4, 1.0f);
+    float *dx = tu_zeros(nx), *dw = tu_zeros(nw), *db = tu_zeros(Co);
+    fsd_conv2d_backward(dx, dw, db, c.dy, c.in[0], c.in[1], B, Ci, H, W, Co, k, s, p, &g_ws);
+    char what[128];
+    snprintf(what, sizeof what, "fd conv2d %s dx", label);
+    tu_fd_check(what, fd_loss, &c, c.in[0], dx, nx, 40, 0.05, 1e-3, 1e-3);
+    snprintf(what, sizeof what, "fd conv2d %s dw", label);
+    tu_fd_check(what, fd_loss, &c, c.in[1], dw, nw, 40, 0.05, 1e-3, 1e-3);
+    snprintf(what, sizeof what, "fd conv2d %s db", label);
+    tu_fd_check(what, fd_loss, &c, c.in[2], db, Co, Co, 0.05, 1e-3, 1e-3);
+    float *bufs[] = {c.in[0], c.in[1], c.in[2], c.y, c.dy, dx, dw, db};
+    for (int i = 0; i < 8; i++) fsd_free(bufs[i]);
+    fsd_conv2d_set_algo(FSD_CONV_AUTO);
+}
+
+static void fd_simple(void) {
+    char what[128];
+    { /* upsample 2x3x3x5 */
+        const int B = 2, C = 3, H = 3, W = 5;
+        const size_t nx = (size_t)B * C * H * W, ny = 4 * nx;
+        fd_ctx c = {.kind = 1, .a = {B, C, H, W}, .ny = ny};
+        c.in[0] = tu_zeros(nx), c.y = tu_zeros(ny), c.dy = tu_zeros(ny);
+        tu_fill_uniform(c.in[0], nx, 5, 1.0f), tu_fill_uniform(c.dy, ny, 6, 1.0f);
+        float *dx = tu_zeros(nx);
+        fsd_upsample2x_backward(dx, c.dy, B, C, H, W);
+        snprintf(what, sizeof what, "fd upsample2x dx");
+        tu_fd_check(what, fd_loss, &c, c.in[0], dx, nx, 30, 0.05, 1e-3, 1e-3);
+        fsd_free(c.in[0]), fsd_free(c.y), fsd_free(c.dy), fsd_free(dx);
+    }
+    { /* channel bias 2x3x4x3 */
+        const int B = 2, C = 3, H = 4, W = 3;
+        const size_t nx = (size_t)B * C * H * W, nb = (size_t)B * C;
+        fd_ctx c = {.kind = 2, .a = {B, C, H, W}, .ny = nx};
+        c.in[0] = tu_zeros(nx), c.in[1] = tu_zeros(nb), c.y = tu_zeros(nx), c.dy = tu_zeros(nx);
+        tu_fill_uniform(c.in[0], nx, 7, 1.0f), tu_fill_uniform(c.in[1], nb, 8, 1.0f), tu_fill_uniform(c.dy, nx, 9, 1.0f);
+        float *dx = tu_zeros(nx), *db = tu_zeros(nb);
+        fsd_channel_bias_backward(dx, db, c.dy, B, C, H * W);
+        tu_fd_check("fd channel_bias dx", fd_loss, &c, c.in[0], dx, nx, 30, 0.05, 1e-3, 1e-3);
+        tu_fd_check("fd channel_bias dbias", fd_loss, &c, c.in[1], db, nb, (int)nb, 0.05, 1e-3, 1e-3);
+        fsd_free(c.in[0]), fsd_free(c.in[1]), fsd_free(c.y), fsd_free(c.dy), fsd_free(dx), fsd_free(db);
+    }
+    { /* concat 2x(2+3)x3x3 and split of the same */
+        const int B = 2, Ca = 2, Cb = 3, HW = 9;
+        const size_t na = (size_t)B * Ca * HW, nb = (size_t)B * Cb * HW, ny = na + nb;
+        fd_ctx c = {.kind = 3, .a = {B, Ca, Cb, 3, 3}, .ny = ny};
+        c.in[0] = tu_zeros(na), c.in[1] = tu_zeros(nb), c.y = tu_zeros(ny), c.dy = tu_zeros(ny);
+        tu_fill_uniform(c.in[0], na, 10, 1.0f), tu_fill_uniform(c.in[1], nb, 11, 1.0f), tu_fill_uniform(c.dy, ny, 12, 1.0f);
+        float *da = tu_zeros(na), *db = tu_zeros(nb);
+        fsd_concat_backward(da, db, c.dy, B, Ca, Cb, HW);
+        tu_fd_check("fd concat da", fd_loss, &c, c.in[0], da, na, 20, 0.05, 1e-3, 1e-3);
+        tu_fd_check("fd concat db", fd_loss, &c, c.in[1], db, nb, 20, 0.05, 1e-3, 1e-3);
+
+        fd_ctx s = {.kind = 4, .a = {B, Ca, Cb, 3, 3}, .ny = na, .ny2 = nb};
+        s.in[0] = tu_zeros(ny), s.y = tu_zeros(na), s.y2 = tu_zeros(nb), s.dy = tu_zeros(na), s.dy2 = tu_zeros(nb);
+        tu_fill_uniform(s.in[0], ny, 13, 1.0f), tu_fill_uniform(s.dy, na, 14, 1.0f), tu_fill_uniform(s.dy2, nb, 15, 1.0f);
+        float *dx = tu_zeros(ny);
+        fsd_split_backward(dx, s.dy, s.dy2, B, Ca, Cb, HW);
+        tu_fd_check("fd split dx", fd_loss, &s, s.in[0], dx, ny, 30, 0.05, 1e-3, 1e-3);
+        float *bufs[] = {c.in[0], c.in[1], c.y, c.dy, da, db, s.in[0], s.y, s.y2, s.dy, s.dy2, dx};
+        for (int i = 0; i < 12; i++) fsd_free(bufs[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- bad input */
+static void bad_input(void) {
+    float buf[64] = {0};
+    fsd_status st = fsd_conv2d_forward(buf, buf, buf, NULL, 1, 1, 2, 2, 1, 3, 1, 0, &g_ws);
+    tu_check(st == FSD_ERR_INVALID, "conv2d: kernel larger than the (unpadded) input -> FSD_ERR_INVALID (%s)",
+             fsd_error_message());
+    st = fsd_conv2d_forward(buf, buf, buf, NULL, 1, -1, 2, 2, 1, 1, 1, 0, &g_ws);
+    tu_check(st == FSD_ERR_INVALID, "conv2d: negative channel count -> FSD_ERR_INVALID (%s)", fsd_error_message());
+    st = fsd_conv2d_backward(buf, buf, NULL, buf, buf, buf, 1, 1, 2, 2, 1, 1, 0, 0, &g_ws);
+    tu_check(st == FSD_ERR_INVALID, "conv2d backward: stride 0 -> FSD_ERR_INVALID (%s)", fsd_error_message());
+    tu_check(fsd_conv2d_workspace(1, 1, 2, 2, 1, 3, 1, 0) == 0, "conv2d workspace of a bad shape is 0");
+
+    /* arena too small: a status, no write past it, arena unchanged */
+    for (int algo = FSD_CONV_IM2COL; algo <= FSD_CONV_WINOGRAD; algo++) {
+        fsd_conv2d_set_algo((fsd_conv_algo)algo);
+        fsd_arena small;
+        fsd_arena_init(&small, 256);
+        const int B = 1, C = 16, H = 12, W = 12;
+        float *x = tu_zeros((size_t)B * C * H * W), *w = tu_zeros((size_t)C * C * 9), *y = tu_zeros((size_t)B * C * H * W);
+        fsd_status a = fsd_conv2d_forward(y, x, w, NULL, B, C, H, W, C, 3, 1, 1, &small);
+        fsd_status b = fsd_conv2d_backward(x, w, NULL, y, x, w, B, C, H, W, C, 3, 1, 1, &small);
+        tu_check(a == FSD_ERR_NOMEM && b == FSD_ERR_NOMEM && small.used == 0,
+                 "conv2d [%s]: arena too small -> FSD_ERR_NOMEM, arena reset (%s)",
+                 algo == FSD_CONV_WINOGRAD ? "winograd" : "im2col", fsd_error_message());
+        fsd_arena_free(&small);
+        fsd_free(x), fsd_free(w), fsd_free(y);
+    }
+    fsd_conv2d_set_algo(FSD_CONV_AUTO);
+    tu_check(fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 1, 1) == FSD_CONV_WINOGRAD &&
+                 fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 2, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,
+             "AUTO: Winograd for 3x3 s1 p1 with many channels, im2col for stride 2 and 1x1");
+}
+
+int main(void) {
+    fsd_set_threads(2);
+    if (fsd_arena_init(&g_ws, (size_t)64 << 20) != FSD_OK) return tu_check(0, "arena"), tu_summary();
+    char **paths;
+    int n = tu_list_cases("conv", &paths);
+    tu_check(n >= 18, "found %d reference cases in %s/conv (ref_conv.py writes 18)", n, tu_ref_dir());
+    for (int i = 0; i < n; i++) {
+        fsd_safetensors st;
+        if (!tu_check(fsd_st_open(&st, paths[i]) == FSD_OK, "open %s", paths[i])) continue;
+        const char *op = tu_meta_str(&st, "op", "?");
+        const char *base = strrchr(paths[i], '/') ? strrchr(paths[i], '/') + 1 : paths[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(strlen(base) - 12), base);
+        if (!strcmp(op, "conv2d")) run_conv_case(&st, name);
+        else run_simple_case(&st, op, name);
+        fsd_st_close(&st);
+    }
+    tu_free_list(paths, n);
+
+    fd_conv("3x3 s1 im2col 1x3x5x6->4", FSD_CONV_IM2COL, 1, 3, 5, 6, 4, 3, 1, 1);
+    fd_conv("3x3 s1 winograd 2x3x5x5->2", FSD_CONV_WINOGRAD, 2, 3, 5, 5, 2, 3, 1, 1);
+    fd_conv("3x3 s2 1x2x7x6->3", FSD_CONV_AUTO, 1, 2, 7, 6, 3, 3, 2, 1);
+    fd_conv("1x1 2x3x3x4->5", FSD_CONV_AUTO, 2, 3, 3, 4, 5, 1, 1, 0);
+    fd_simple();
+    bad_input();
+    fsd_arena_free(&g_ws);
+    return tu_summary();
+}
