@@ -11,9 +11,19 @@
 /* Sub-commands: declare `int cmd_NAME(int argc, char **argv);` and add one row to the table. */
 
 int cmd_info(int argc, char **argv);
+int cmd_degrade(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_classic(int argc, char **argv);
+int cmd_teacher(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 static const fsd_command k_commands[] = {
     {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
+    {"degrade", "make a low-resolution input: blur, Pillow-exact bicubic downscale, noise", cmd_degrade},
+    {"metrics", "fusion metrics (EN SD SF AG MI SCD VIF Qabf SSIM CC PSNR) and SR PSNR/SSIM", cmd_metrics},
+    {"classic", "fuse a pair with a classical method (average, laplacian, gff, gradient)", cmd_classic},
+    {"teacher", "fused HR targets for every pair of a data directory (cached)", cmd_teacher},
+    {"eval", "evaluate methods on a folder of pairs: results.csv, summary.md, report.html", cmd_eval},
     {NULL, NULL, NULL} /* end */
 };
 
