@@ -143,8 +143,8 @@ static void test_run(void) {
     snprintf(dir, sizeof dir, "%s/ok", g_tmp);
     snprintf(img, sizeof img, "%s/img", g_tmp);
     mkdir(img, 0777);
-    fsd_eval_set set;
-    fsd_status s = fsd_eval_scan(dir, &set);
+    fsd_pair_set set;
+    fsd_status s = fsd_pairs_scan(dir, &set);
     if (!tu_check(s == FSD_OK && set.n == 2 && !strcmp(set.mod_a, "a") && !strcmp(set.pairs[1].name, "p1"),
                   "scan: 2 pairs, A = a/ (%s)", s ? fsd_error_message() : "ok"))
         return;
@@ -224,9 +224,9 @@ static void test_run(void) {
     FILE *fp = fopen(p2, "wb");
     fputs("\x89PNG\r\n\x1a\n garbage", fp);
     fclose(fp);
-    fsd_eval_set bad;
+    fsd_pair_set bad;
     snprintf(dir, sizeof dir, "%s/bad", g_tmp);
-    fsd_eval_scan(dir, &bad);
+    fsd_pairs_scan(dir, &bad);
     for (int t = 1; t <= 2; t++) {
         fsd_set_threads(t);
         s = fsd_eval_run(&bad, m, n, &opt, &r1);
@@ -234,13 +234,13 @@ static void test_run(void) {
                      r1.r == NULL && r1.n_pairs == 0,
                  "%d thread(s): first failing pair reported: %s", t, fsd_error_message());
     }
-    fsd_eval_set every;
-    fsd_eval_scan(dir, &every);
-    fsd_eval_set_every(&every, 2);
+    fsd_pair_set every;
+    fsd_pairs_scan(dir, &every);
+    fsd_pairs_every(&every, 2);
     tu_check(every.n == 2 && !strcmp(every.pairs[0].name, "p0") && !strcmp(every.pairs[1].name, "p2"),
              "every 2nd pair: p0, p2");
-    fsd_eval_set_free(&every);
-    fsd_eval_set_limit(&bad, 1);
+    fsd_pairs_free(&every);
+    fsd_pairs_limit(&bad, 1);
     tu_check(bad.n == 1, "limit 1");
     s = fsd_eval_run(&bad, m, n, &opt, &r1);
     tu_check(s == FSD_OK, "the good pair alone runs");
@@ -254,7 +254,7 @@ static void test_run(void) {
     s = fsd_eval_run(&bad, m, n, &opt, &r1);
     tu_check(s == FSD_ERR_INVALID && strstr(fsd_error_message(), "bad/a/p0.png: 97x75 at scale 12 gives 8x6"),
              "scale 12: below 8 px, names the image: %s", fsd_error_message());
-    fsd_eval_set_free(&bad);
+    fsd_pairs_free(&bad);
 
     /* scan: the same NAME twice in one folder */
     mkdirs("dup");
@@ -266,12 +266,12 @@ static void test_run(void) {
     fp = fopen(p2, "wb");
     fclose(fp);
     snprintf(dir, sizeof dir, "%s/dup", g_tmp);
-    s = fsd_eval_scan(dir, &bad);
+    s = fsd_pairs_scan(dir, &bad);
     tu_check(s == FSD_ERR_INVALID && strstr(fsd_error_message(), "two images named 'x'"), "duplicate NAME: %s",
              fsd_error_message());
 
     fsd_eval_methods_free(m, n);
-    fsd_eval_set_free(&set);
+    fsd_pairs_free(&set);
     fsd_image_free(&a0);
     fsd_image_free(&b0);
     fsd_image_free(&a1);

@@ -11,39 +11,12 @@
 #include "fsdiff/core.h"
 #include "fsdiff/fusion.h"
 #include "fsdiff/image.h"
+#include "fsdiff/pairs.h"
 #include "fsdiff/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---------------------------------------------------------------- pairs */
-/* A split folder DIR holds exactly two modality folders; the first in name order is source A
- * (ivf: ir before vi; med: mri before other), the other B. A pair is the same NAME (file name
- * without extension) in both; the pairing rule of `fsdiff teacher`. */
-typedef struct fsd_eval_pair {
-    char *name;   /* NAME */
-    char *path_a; /* DIR/<A>/NAME.ext */
-    char *path_b; /* DIR/<B>/NAME.ext */
-} fsd_eval_pair;
-
-typedef struct fsd_eval_set {
-    char *dir;
-    char *mod_a, *mod_b; /* modality folder names, e.g. "ir", "vi" */
-    fsd_eval_pair *pairs; /* sorted by name */
-    int n;
-} fsd_eval_set;
-
-/* Lists the pairs of DIR. Fails with one message: DIR unreadable (FSD_ERR_IO); not exactly two
- * modality folders, an empty modality folder, a file without its partner (named), two files with
- * the same NAME in one folder (FSD_ERR_INVALID). Only the file names are checked here; the images
- * are read by fsd_eval_run. */
-fsd_status fsd_eval_scan(const char *dir, fsd_eval_set *out);
-void fsd_eval_set_free(fsd_eval_set *s);
-/* Keeps the first n pairs (n >= 1; no-op when n >= s->n). */
-void fsd_eval_set_limit(fsd_eval_set *s, int n);
-/* Keeps every k-th pair (pairs 0, k, 2k, ...; k >= 1): a spread-out subset for quick runs. */
-void fsd_eval_set_every(fsd_eval_set *s, int k);
 
 /* ---------------------------------------------------------------- methods */
 /* What a method gets for one pair. The low-resolution inputs are what a real method sees; the
@@ -119,7 +92,7 @@ typedef struct fsd_eval_results {
  * sources. Any failure stops the run; the message is that of the first failing pair in order and
  * names its file. With opt->img_dir, the sheet images of the first opt->n_sheets pairs are written
  * there (file names: fsd_eval_sheet_file). On failure *res is empty. */
-fsd_status fsd_eval_run(const fsd_eval_set *set, const fsd_eval_method *methods, int n_methods,
+fsd_status fsd_eval_run(const fsd_pair_set *set, const fsd_eval_method *methods, int n_methods,
                         const fsd_eval_options *opt, fsd_eval_results *res);
 void fsd_eval_results_free(fsd_eval_results *res);
 
@@ -158,21 +131,21 @@ void fsd_eval_sheet_file(char *buf, size_t n, int pair, int col, int kind);
 
 /* results.csv: header "image,method,scale,EN,...,PSNR,seconds", one row per pair x method
  * (pair-major), metrics with 10 significant digits, +inf as "inf". */
-fsd_status fsd_eval_write_csv(const char *path, const fsd_eval_set *set, const fsd_eval_method *methods,
+fsd_status fsd_eval_write_csv(const char *path, const fsd_pair_set *set, const fsd_eval_method *methods,
                               const fsd_eval_results *res, double scale);
 /* summary.md: settings, then one table, mean ± std per method and metric, best per group in bold. */
-fsd_status fsd_eval_write_summary(const char *path, const fsd_eval_set *set, const fsd_eval_method *methods,
+fsd_status fsd_eval_write_summary(const char *path, const fsd_pair_set *set, const fsd_eval_method *methods,
                                   const fsd_eval_results *res, const fsd_eval_summary *sum,
                                   const fsd_eval_options *opt, const fsd_eval_report_info *info);
 /* Just the markdown table of summary.md (for the README), to fp. */
 void fsd_eval_print_table(FILE *fp, const fsd_eval_method *methods, const fsd_eval_summary *sum);
 /* report.html: self-contained page (inline CSS and SVG charts) referencing img/ beside it. */
-fsd_status fsd_eval_write_html(const char *path, const fsd_eval_set *set, const fsd_eval_method *methods,
+fsd_status fsd_eval_write_html(const char *path, const fsd_pair_set *set, const fsd_eval_method *methods,
                                const fsd_eval_results *res, const fsd_eval_summary *sum,
                                const fsd_eval_options *opt, const fsd_eval_report_info *info);
 /* The summary as one JSON object (settings, per method: mean/std/n/n_inf of each metric and of
  * the seconds). Non-finite numbers are written as null. */
-void fsd_eval_write_json(FILE *fp, const fsd_eval_set *set, const fsd_eval_method *methods,
+void fsd_eval_write_json(FILE *fp, const fsd_pair_set *set, const fsd_eval_method *methods,
                          const fsd_eval_results *res, const fsd_eval_summary *sum, const fsd_eval_options *opt,
                          const char *out_dir);
 

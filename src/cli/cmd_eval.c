@@ -182,15 +182,15 @@ int cmd_eval(int argc, char **argv) {
     int rc = 1, exists = 0;
     char out[PATH_MAX], tmp[PATH_MAX + 32] = "", old[PATH_MAX + 32] = "", img[PATH_MAX + 64], path[PATH_MAX + 64];
     static char cmdline[8192];
-    fsd_eval_set set = {0};
+    fsd_pair_set set = {0};
     fsd_eval_results res = {0};
     fsd_eval_summary sum = {0};
-    if (fsd_eval_scan(a.data, &set)) {
+    if (fsd_pairs_scan(a.data, &set)) {
         cli_error("eval: %s", fsd_error_message());
         goto done;
     }
-    if (a.every) fsd_eval_set_every(&set, (int)a.every);
-    if (a.limit) fsd_eval_set_limit(&set, (int)a.limit);
+    if (a.every) fsd_pairs_every(&set, (int)a.every);
+    if (a.limit) fsd_pairs_limit(&set, (int)a.limit);
     if (check_out(a.out, a.force, out, sizeof out, &exists)) goto done;
 
     /* ---- build everything in OUT.tmp-XXXXXX */
@@ -282,7 +282,7 @@ done:
     if (tmp[0]) rm_rf(tmp);
     fsd_eval_summary_free(&sum);
     fsd_eval_results_free(&res);
-    fsd_eval_set_free(&set);
+    fsd_pairs_free(&set);
     fsd_eval_methods_free(methods, n_methods);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "fsdiff/fusion.h"
 #include "fsdiff/image.h"
+#include "fsdiff/pairs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -73,18 +73,8 @@ static int path_fmt(char *dst, const char *fmt, ...) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int is_image_name(const char *s) {
-    static const char *ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pgm", ".ppm", ".pnm"};
-    const char *dot = strrchr(s, '.');
-    if (!dot || dot == s) return 0;
-    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
-        if (!strcasecmp(dot, ext[i])) return 1;
-    return 0;
-}
-
-/* Entries of dir (no hidden ones), sorted: want_dirs = 1 sub-directories, 0 image files.
- * Returns 0, or -1 with an error printed. */
-static int list_dir(const char *dir, int want_dirs, strlist *out) {
+/* Sub-directories of dir (no hidden ones), sorted. Returns 0, or -1 with an error printed. */
+static int list_dirs(const char *dir, strlist *out) {
     DIR *d = opendir(dir);
     if (!d) return cli_error("teacher: %s: cannot open: %s", dir, strerror(errno)), -1;
     struct dirent *e;
@@ -94,8 +84,7 @@ static int list_dir(const char *dir, int want_dirs, strlist *out) {
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         struct stat st;
         if (stat(p, &st) != 0) continue;
-        int ok = want_dirs ? S_ISDIR(st.st_mode) : (S_ISREG(st.st_mode) && is_image_name(e->d_name));
-        if (ok && sl_push(out, e->d_name)) {
+        if (S_ISDIR(st.st_mode) && sl_push(out, e->d_name)) {
             closedir(d);
             return cli_error("teacher: out of memory"), -1;
         }
@@ -134,99 +123,31 @@ typedef struct pairlist {
     int n, cap;
 } pairlist;
 
-typedef struct entry {
-    char *stem, *file;
-} entry;
-
-static int cmp_entry(const void *a, const void *b) {
-    return strcmp(((const entry *)a)->stem, ((const entry *)b)->stem);
-}
-
-/* Image files of dir as (stem, file name), sorted by stem; a stem twice is an error. */
-static entry *stems_of(const char *dir, const strlist *files, int *err) {
-    entry *e = calloc((size_t)files->n + 1, sizeof *e);
-    *err = 0;
-    if (!e) return cli_error("teacher: out of memory"), *err = 1, NULL;
-    for (int i = 0; i < files->n; i++) {
-        e[i].file = files->v[i];
-        e[i].stem = strdup(files->v[i]);
-        if (!e[i].stem) { *err = 1; break; }
-        char *dot = strrchr(e[i].stem, '.');
-        if (dot && dot != e[i].stem) *dot = 0;
-    }
-    if (!*err) qsort(e, (size_t)files->n, sizeof *e, cmp_entry);
-    for (int i = 1; i < files->n && !*err; i++)
-        if (!strcmp(e[i].stem, e[i - 1].stem)) {
-            cli_error("teacher: %s: two images named '%s' (%s, %s)", dir, e[i].stem, e[i - 1].file, e[i].file);
-            *err = 1;
-        }
-    return e;
-}
-
-static void free_entries(entry *e, int n) {
-    if (!e) return;
-    for (int i = 0; i < n; i++) free(e[i].stem);
-    free(e);
-}
-
-/* Pairs of one DIR/<set>/<split>: two modality folders, same stems on both sides. */
+/* Pairs of one DIR/<set>/<split> (the pairing rule of fsd_pairs_scan), appended to pl. */
 static int scan_split(const char *data, const char *set, const char *split, const char *outdir, pairlist *pl) {
-    char sdir[4096], da[4096], db[4096];
-    strlist mods = {0}, fa = {0}, fb = {0};
-    entry *ea = NULL, *eb = NULL;
-    int rc = -1, err;
-    if (path_fmt(sdir, "%s/%s/%s", data, set, split)) goto done;
-    if (list_dir(sdir, 1, &mods)) goto done;
-    if (mods.n != 2) {
-        cli_error("teacher: %s: expected two modality folders (e.g. ir/ vi/ or mri/ other/), found %d", sdir, mods.n);
-        goto done;
-    }
-    if (path_fmt(da, "%s/%s", sdir, mods.v[0]) || path_fmt(db, "%s/%s", sdir, mods.v[1])) goto done;
-    if (list_dir(da, 0, &fa) || list_dir(db, 0, &fb)) goto done;
-    if (!fa.n || !fb.n) {
-        cli_error("teacher: %s is empty (no images)", fa.n ? db : da);
-        goto done;
-    }
-    ea = stems_of(da, &fa, &err);
-    if (err) goto done;
-    eb = stems_of(db, &fb, &err);
-    if (err) goto done;
-    /* merge walk over the two sorted stem lists */
-    for (int i = 0, j = 0; i < fa.n || j < fb.n;) {
-        int c = i == fa.n ? 1 : j == fb.n ? -1 : strcmp(ea[i].stem, eb[j].stem);
-        if (c < 0) {
-            cli_error("teacher: %s/%s has no partner in %s/", da, ea[i].file, db);
-            goto done;
-        }
-        if (c > 0) {
-            cli_error("teacher: %s/%s has no partner in %s/", db, eb[j].file, da);
-            goto done;
-        }
+    char sdir[4096];
+    if (path_fmt(sdir, "%s/%s/%s", data, set, split)) return -1;
+    fsd_pair_set ps;
+    if (fsd_pairs_scan(sdir, &ps) != FSD_OK) return cli_error("teacher: %s", fsd_error_message()), -1;
+    int rc = 0;
+    for (int i = 0; i < ps.n && !rc; i++) {
         if (pl->n == pl->cap) {
             int cap = pl->cap ? 2 * pl->cap : 256;
             pair *v = realloc(pl->v, (size_t)cap * sizeof *v);
             if (!v) {
-                cli_error("teacher: out of memory");
-                goto done;
+                rc = -cli_error("teacher: out of memory");
+                break;
             }
             pl->v = v;
             pl->cap = cap;
         }
         pair *p = &pl->v[pl->n++];
-        if (path_fmt(p->a, "%s/%s", da, ea[i].file) || path_fmt(p->b, "%s/%s", db, eb[j].file) ||
-            path_fmt(p->out, "%s/%s/%s/%s.png", outdir, set, split, ea[i].stem))
-            goto done;
         p->cached = 0;
-        i++;
-        j++;
+        if (path_fmt(p->a, "%s", ps.pairs[i].path_a) || path_fmt(p->b, "%s", ps.pairs[i].path_b) ||
+            path_fmt(p->out, "%s/%s/%s/%s.png", outdir, set, split, ps.pairs[i].name))
+            rc = -1;
     }
-    rc = 0;
-done:
-    free_entries(ea, fa.n);
-    free_entries(eb, fb.n);
-    sl_free(&mods);
-    sl_free(&fa);
-    sl_free(&fb);
+    fsd_pairs_free(&ps);
     return rc;
 }
 
@@ -281,7 +202,7 @@ int cmd_teacher(int argc, char **argv) {
     pairlist pl = {0};
     strlist sets = {0};
     int rc = 1;
-    if (list_dir(data, 1, &sets)) goto out;
+    if (list_dirs(data, &sets)) goto out;
     if (!sets.n) {
         cli_error("teacher: %s: no set folders (expected %s/<set>/<split>/<modality>/NAME.png)", data, data);
         goto out;
@@ -290,7 +211,7 @@ int cmd_teacher(int argc, char **argv) {
         char sd[4096];
         snprintf(sd, sizeof sd, "%s/%s", data, sets.v[s]);
         strlist splits = {0};
-        if (list_dir(sd, 1, &splits)) goto out;
+        if (list_dirs(sd, &splits)) goto out;
         if (!splits.n) {
             cli_error("teacher: %s: no split folders (e.g. train/ val/)", sd);
             sl_free(&splits);

@@ -39,9 +39,9 @@ void fsd_eval_results_free(fsd_eval_results *res) {
 }
 
 /* One pair: everything of fsd_eval_run for pair p. Writes res->r[p * n_methods ...]. */
-static fsd_status eval_pair(const fsd_eval_set *set, int p, const fsd_eval_method *methods, int n_methods,
+static fsd_status eval_pair(const fsd_pair_set *set, int p, const fsd_eval_method *methods, int n_methods,
                             const fsd_eval_options *opt, fsd_eval_results *res) {
-    const fsd_eval_pair *pr = &set->pairs[p];
+    const fsd_pair *pr = &set->pairs[p];
     fsd_image a = {0}, b = {0}, la = {0}, lb = {0}, ga = {0}, gb = {0}, f = {0}, gf = {0};
     fsd_status s = fsd_image_load(pr->path_a, &a);
     if (!s) s = fsd_image_load(pr->path_b, &b);
@@ -120,7 +120,7 @@ done:
     return s;
 }
 
-fsd_status fsd_eval_run(const fsd_eval_set *set, const fsd_eval_method *methods, int n_methods,
+fsd_status fsd_eval_run(const fsd_pair_set *set, const fsd_eval_method *methods, int n_methods,
                         const fsd_eval_options *opt, fsd_eval_results *res) {
     memset(res, 0, sizeof *res);
     if (!set || !set->n) return fsd_fail(FSD_ERR_INVALID, "eval: no pairs to evaluate");

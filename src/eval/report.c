@@ -81,7 +81,7 @@ static void json_num(FILE *fp, double v) {
 }
 
 /* ---------------------------------------------------------------- csv */
-fsd_status fsd_eval_write_csv(const char *path, const fsd_eval_set *set, const fsd_eval_method *methods,
+fsd_status fsd_eval_write_csv(const char *path, const fsd_pair_set *set, const fsd_eval_method *methods,
                               const fsd_eval_results *res, double scale) {
     FILE *fp;
     fsd_status s = open_out(path, &fp);
@@ -155,7 +155,7 @@ typedef struct setting {
     char value[2048];
 } setting;
 
-static int settings_of(const fsd_eval_set *set, const fsd_eval_method *methods, const fsd_eval_results *res,
+static int settings_of(const fsd_pair_set *set, const fsd_eval_method *methods, const fsd_eval_results *res,
                        const fsd_eval_summary *sum, const fsd_eval_options *opt, const fsd_eval_report_info *info,
                        setting *s, int cap) {
     int n = 0;
@@ -201,7 +201,7 @@ static int settings_of(const fsd_eval_set *set, const fsd_eval_method *methods, 
     return n;
 }
 
-fsd_status fsd_eval_write_summary(const char *path, const fsd_eval_set *set, const fsd_eval_method *methods,
+fsd_status fsd_eval_write_summary(const char *path, const fsd_pair_set *set, const fsd_eval_method *methods,
                                   const fsd_eval_results *res, const fsd_eval_summary *sum,
                                   const fsd_eval_options *opt, const fsd_eval_report_info *info) {
     FILE *fp;
@@ -217,7 +217,7 @@ fsd_status fsd_eval_write_summary(const char *path, const fsd_eval_set *set, con
 }
 
 /* ---------------------------------------------------------------- json */
-void fsd_eval_write_json(FILE *fp, const fsd_eval_set *set, const fsd_eval_method *methods,
+void fsd_eval_write_json(FILE *fp, const fsd_pair_set *set, const fsd_eval_method *methods,
                          const fsd_eval_results *res, const fsd_eval_summary *sum, const fsd_eval_options *opt,
                          const char *out_dir) {
     fputs("{\"data\": ", fp);
@@ -377,7 +377,7 @@ static void figure(FILE *fp, const char *cls, int pair, int col, int tw, int th,
             cls, f0, tw, th, f1, cz, cz, caption_html);
 }
 
-fsd_status fsd_eval_write_html(const char *path, const fsd_eval_set *set, const fsd_eval_method *methods,
+fsd_status fsd_eval_write_html(const char *path, const fsd_pair_set *set, const fsd_eval_method *methods,
                                const fsd_eval_results *res, const fsd_eval_summary *sum,
                                const fsd_eval_options *opt, const fsd_eval_report_info *info) {
     FILE *fp;

@@ -1,6 +1,6 @@
 /* Pairs of a split folder: DIR/<A>/NAME.ext and DIR/<B>/NAME.ext, A the first modality folder in
- * name order (the pairing rule of `fsdiff teacher`). */
-#include "fsdiff/eval.h"
+ * name order (used by eval, teacher and the trainer). */
+#include "fsdiff/pairs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -108,7 +108,7 @@ static void stems_free(stem *e, int n) {
     free(e);
 }
 
-void fsd_eval_set_free(fsd_eval_set *s) {
+void fsd_pairs_free(fsd_pair_set *s) {
     if (!s) return;
     for (int i = 0; i < s->n; i++) {
         free(s->pairs[i].name);
@@ -122,7 +122,7 @@ void fsd_eval_set_free(fsd_eval_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-void fsd_eval_set_limit(fsd_eval_set *s, int n) {
+void fsd_pairs_limit(fsd_pair_set *s, int n) {
     if (n < 1) n = 1;
     for (int i = n; i < s->n; i++) {
         free(s->pairs[i].name);
@@ -132,7 +132,7 @@ void fsd_eval_set_limit(fsd_eval_set *s, int n) {
     if (n < s->n) s->n = n;
 }
 
-void fsd_eval_set_every(fsd_eval_set *s, int k) {
+void fsd_pairs_every(fsd_pair_set *s, int k) {
     if (k <= 1) return;
     int n = 0;
     for (int i = 0; i < s->n; i++) {
@@ -147,7 +147,7 @@ void fsd_eval_set_every(fsd_eval_set *s, int k) {
     s->n = n;
 }
 
-fsd_status fsd_eval_scan(const char *dir, fsd_eval_set *out) {
+fsd_status fsd_pairs_scan(const char *dir, fsd_pair_set *out) {
     memset(out, 0, sizeof *out);
     if (!dir || !*dir) return fsd_fail(FSD_ERR_INVALID, "no data folder given");
     names mods = {0}, fa = {0}, fb = {0};
@@ -191,7 +191,7 @@ fsd_status fsd_eval_scan(const char *dir, fsd_eval_set *out) {
             s = fsd_fail(FSD_ERR_INVALID, "%s/%s has no partner in %s/", db, eb[j].file, da);
             goto done;
         }
-        fsd_eval_pair *p = &out->pairs[out->n++];
+        fsd_pair *p = &out->pairs[out->n++];
         p->name = strdup(ea[i].stem);
         p->path_a = join(da, ea[i].file);
         p->path_b = join(db, eb[j].file);
@@ -207,7 +207,7 @@ fsd_status fsd_eval_scan(const char *dir, fsd_eval_set *out) {
     out->mod_b = strdup(mods.v[1]);
     if (!out->dir || !out->mod_a || !out->mod_b) s = fsd_fail(FSD_ERR_NOMEM, "out of memory");
 done:
-    if (s) fsd_eval_set_free(out);
+    if (s) fsd_pairs_free(out);
     stems_free(ea, fa.n);
     stems_free(eb, fb.n);
     names_free(&mods);
