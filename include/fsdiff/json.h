@@ -32,6 +32,8 @@ void fsd_json_free(fsd_json *v);
 /* Object member lookup (first match); NULL if absent or v is not an object. */
 const fsd_json *fsd_json_get(const fsd_json *v, const char *key);
 const char *fsd_json_type_name(fsd_json_type t);
+/* Writes s as a JSON string literal (quotes, backslashes and control characters escaped). */
+void fsd_json_write_string(FILE *fp, const char *s);
 
 #ifdef __cplusplus
 }

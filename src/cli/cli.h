@@ -3,6 +3,7 @@
 #define FSD_CLI_H
 
 #include "fsdiff/core.h"
+#include "fsdiff/fusion.h"
 
 /* One sub-command: `fsdiff NAME ...`. run() gets argv with argv[0] = NAME; returns the exit code. */
 typedef struct fsd_command {
@@ -27,5 +28,9 @@ void cli_json_string(FILE *fp, const char *s);
  *   --threads N, --quiet, --verbose. Returns 1 if argv[*i] was one (advancing *i), 0 if not,
  *   -1 on a bad value (error already printed). */
 int cli_common_option(int argc, char **argv, int *i);
+
+/* Classical-fusion parameters shared by classic and teacher: --levels N, --lambda L.
+ * Same return convention as cli_common_option. */
+int cli_fuse_param_option(int argc, char **argv, int *i, fsd_fuse_params *prm);
 
 #endif

@@ -60,14 +60,8 @@ int cmd_classic(int argc, char **argv) {
         } else if (!strcmp(o, "--scale-b")) {
             if (cli_parse_double(o, v, 1.0, 64.0, &scale_b)) return 1;
             i++;
-        } else if (!strcmp(o, "--levels")) {
-            long l;
-            if (cli_parse_int(o, v, 1, 12, &l)) return 1;
-            prm.lap_levels = (int)l;
-            i++;
-        } else if (!strcmp(o, "--lambda")) {
-            if (cli_parse_double(o, v, 1e-6, 1e6, &prm.grad_lambda)) return 1;
-            i++;
+        } else if ((c = cli_fuse_param_option(argc, argv, &i, &prm)) != 0) {
+            if (c < 0) return 1;
         } else {
             return cli_error("classic: unknown option '%s' (see fsdiff classic --help)", o);
         }
@@ -115,4 +109,19 @@ int cmd_classic(int argc, char **argv) {
     fsd_image_free(&b);
     fsd_image_free(&f);
     return rc;
+}
+
+int cli_fuse_param_option(int argc, char **argv, int *i, fsd_fuse_params *prm) {
+    const char *o = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(o, "--levels")) {
+        long l;
+        if (cli_parse_int(o, v, 1, 12, &l)) return -1;
+        prm->lap_levels = (int)l;
+    } else if (!strcmp(o, "--lambda")) {
+        if (cli_parse_double(o, v, 1e-6, 1e6, &prm->grad_lambda)) return -1;
+    } else {
+        return 0;
+    }
+    *i += 1;
+    return 1;
 }

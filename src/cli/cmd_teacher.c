@@ -181,14 +181,8 @@ int cmd_teacher(int argc, char **argv) {
             else if (!strcmp(o, "--data")) data = v;
             else outdir = v;
             i++;
-        } else if (!strcmp(o, "--levels")) {
-            long l;
-            if (cli_parse_int(o, v, 1, 12, &l)) return 1;
-            prm.lap_levels = (int)l;
-            i++;
-        } else if (!strcmp(o, "--lambda")) {
-            if (cli_parse_double(o, v, 1e-6, 1e6, &prm.grad_lambda)) return 1;
-            i++;
+        } else if ((c = cli_fuse_param_option(argc, argv, &i, &prm)) != 0) {
+            if (c < 0) return 1;
         } else {
             return cli_error("teacher: unknown option '%s' (see fsdiff teacher --help)", o);
         }

@@ -1,5 +1,6 @@
 /* fsdiff: command-line entry point; dispatches to the sub-commands in cmd_*.c. */
 #include "cli.h"
+#include "fsdiff/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -64,15 +65,7 @@ int cli_parse_double(const char *opt, const char *s, double lo, double hi, doubl
     return 0;
 }
 
-void cli_json_string(FILE *fp, const char *s) {
-    fputc('"', fp);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
-        else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
-        else fputc(*p, fp);
-    }
-    fputc('"', fp);
-}
+void cli_json_string(FILE *fp, const char *s) { fsd_json_write_string(fp, s); }
 
 int cli_common_option(int argc, char **argv, int *i) {
     const char *a = argv[*i];

@@ -1,6 +1,7 @@
 /* Reports of `fsdiff eval`: results.csv, summary.md, report.html (inline CSS and SVG bar charts,
  * contact sheets from img/), and the JSON summary. */
 #include "eval_internal.h"
+#include "fsdiff/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -63,16 +64,6 @@ static void html_esc(FILE *fp, const char *s) {
         default: fputc(*s, fp);
         }
     }
-}
-
-static void json_str(FILE *fp, const char *s) {
-    fputc('"', fp);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
-        else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
-        else fputc(*p, fp);
-    }
-    fputc('"', fp);
 }
 
 static void json_num(FILE *fp, double v) {
@@ -221,11 +212,11 @@ void fsd_eval_write_json(FILE *fp, const fsd_pair_set *set, const fsd_eval_metho
                          const fsd_eval_results *res, const fsd_eval_summary *sum, const fsd_eval_options *opt,
                          const char *out_dir) {
     fputs("{\"data\": ", fp);
-    json_str(fp, set->dir);
+    fsd_json_write_string(fp, set->dir);
     fputs(", \"a\": ", fp);
-    json_str(fp, set->mod_a);
+    fsd_json_write_string(fp, set->mod_a);
     fputs(", \"b\": ", fp);
-    json_str(fp, set->mod_b);
+    fsd_json_write_string(fp, set->mod_b);
     fprintf(fp, ", \"pairs\": %d, \"scale\": ", res->n_pairs);
     json_num(fp, opt->degrade.scale);
     fputs(", \"blur\": ", fp);
@@ -236,12 +227,12 @@ void fsd_eval_write_json(FILE *fp, const fsd_pair_set *set, const fsd_eval_metho
     json_num(fp, res->seconds_total);
     if (out_dir) {
         fputs(", \"out\": ", fp);
-        json_str(fp, out_dir);
+        fsd_json_write_string(fp, out_dir);
     }
     fputs(", \"methods\": [", fp);
     for (int m = 0; m < sum->n_methods; m++) {
         fputs(m ? ", {\"name\": " : "{\"name\": ", fp);
-        json_str(fp, methods[m].name);
+        fsd_json_write_string(fp, methods[m].name);
         fprintf(fp, ", \"uses_hr\": %s, \"metrics\": {", methods[m].uses_hr ? "true" : "false");
         for (int k = 0; k < K_STATS; k++) {
             const fsd_eval_stat *t = stat_of(sum, m, k);
