@@ -77,26 +77,37 @@ void fsd_diffusion_loss_backward(fsd_loss_kind k, float *deps_pred, const float 
                                  size_t n, float dloss);
 
 /* ---------------------------------------------------------------- step selection */
-typedef enum fsd_spacing {
-    FSD_SPACING_LINSPACE = 0, /* default: round((T-1) j / (K-1)), j = K-1..0: first T-1, last 0 */
-    FSD_SPACING_TRAILING,     /* round(T - j T / K) - 1, j = 0..K-1: first T-1, last round(T/K)-1 */
-    FSD_SPACING_LEADING       /* floor(j T / K), j = K-1..0: first floor((K-1)T/K), last 0 */
-} fsd_spacing;
-const char *fsd_spacing_name(fsd_spacing sp);
-fsd_status fsd_spacing_parse(const char *name, fsd_spacing *out); /* "linspace" | "trailing" | "leading" */
-/* levels[K]: strictly decreasing noise-level indices in [0, T-1]; 1 <= K <= T. K = T gives every
- * level (T-1..0) for every spacing. Rounding is half up. */
-fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels);
-
-/* ---------------------------------------------------------------- samplers */
-/* The network: eps_out[B * n_per_sample] = ε̂(x_t, γ) with gamma[B] the noise level per sample. */
-typedef fsd_status (*fsd_denoise_fn)(void *ctx, const float *x_t, const float *gamma, float *eps_out, int B);
-
 typedef enum fsd_sampler_kind {
     FSD_SAMPLER_DDPM = 0, /* ancestral (the authors'), respaced for a subset of levels */
     FSD_SAMPLER_DDIM,     /* DDIM with eta (0 = deterministic) */
     FSD_SAMPLER_DPMPP2M   /* DPM-Solver++(2M), data prediction, deterministic */
 } fsd_sampler_kind;
+
+typedef enum fsd_spacing {
+    FSD_SPACING_LINSPACE = 0, /* default: round((T-1) j / (K-1)), j = K-1..0: first T-1, last 0 */
+    FSD_SPACING_TRAILING,     /* round(T - j T / K) - 1, j = 0..K-1: first T-1, last round(T/K)-1 */
+    FSD_SPACING_LEADING,      /* floor(j T / K), j = K-1..0: first floor((K-1)T/K), last 0 */
+    FSD_SPACING_LOGSNR        /* uniform in λ = log(√ᾱ/√(1-ᾱ)) from level T-1 to level 0, nearest level
+                                 (needs the schedule; see fsd_diffusion_levels_for) */
+} fsd_spacing;
+const char *fsd_spacing_name(fsd_spacing sp);
+/* "linspace" | "trailing" | "leading" | "logsnr" */
+fsd_status fsd_spacing_parse(const char *name, fsd_spacing *out);
+/* The recommended spacing per sampler: logsnr for dpmpp2m (its step-size ratios stay bounded),
+ * linspace for ddpm and ddim. */
+fsd_spacing fsd_default_spacing(fsd_sampler_kind k);
+/* levels[K]: strictly decreasing noise-level indices in [0, T-1]; 1 <= K <= T. K = T gives every
+ * level (T-1..0) for every spacing. Rounding is half up. The schedule-free spacings only. */
+fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels);
+/* Any spacing, logsnr included: level j (visit order) is the level whose λ is nearest to
+ * λ_{T-1} + (λ_0 - λ_{T-1}) j / (K-1), then pushed down to keep the list strictly decreasing and
+ * to leave room for the remaining steps (level >= K-1-j); first T-1, last 0. */
+fsd_status fsd_diffusion_levels_for(const fsd_schedule *s, int K, fsd_spacing sp, int *levels);
+
+/* ---------------------------------------------------------------- samplers */
+/* The network: eps_out[B * n_per_sample] = ε̂(x_t, γ) with gamma[B] the noise level per sample. */
+typedef fsd_status (*fsd_denoise_fn)(void *ctx, const float *x_t, const float *gamma, float *eps_out, int B);
+
 const char *fsd_sampler_name(fsd_sampler_kind k);
 fsd_status fsd_sampler_parse(const char *name, fsd_sampler_kind *out); /* "ddpm" | "ddim" | "dpmpp2m" */
 

@@ -147,19 +147,19 @@ fsd_status fsd_schedule_init(fsd_schedule *s, fsd_beta_kind kind, int T, double 
 }
 
 /* ---------------------------------------------------------------- names */
-static const char *const spacing_names[] = {"linspace", "trailing", "leading"};
+static const char *const spacing_names[] = {"linspace", "trailing", "leading", "logsnr"};
 static const char *const sampler_names[] = {"ddpm", "ddim", "dpmpp2m"};
 
-const char *fsd_spacing_name(fsd_spacing sp) { return (unsigned)sp < 3 ? spacing_names[sp] : "?"; }
+const char *fsd_spacing_name(fsd_spacing sp) { return (unsigned)sp < 4 ? spacing_names[sp] : "?"; }
 const char *fsd_sampler_name(fsd_sampler_kind k) { return (unsigned)k < 3 ? sampler_names[k] : "?"; }
 
 fsd_status fsd_spacing_parse(const char *name, fsd_spacing *out) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         if (name && !strcmp(name, spacing_names[k])) {
             *out = (fsd_spacing)k;
             return FSD_OK;
         }
-    return fsd_fail(FSD_ERR_INVALID, "unknown step spacing '%s' (linspace, trailing, leading)", name ? name : "(null)");
+    return fsd_fail(FSD_ERR_INVALID, "unknown step spacing '%s' (linspace, trailing, leading, logsnr)", name ? name : "(null)");
 }
 
 fsd_status fsd_sampler_parse(const char *name, fsd_sampler_kind *out) {
@@ -191,6 +191,8 @@ fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels) {
             break;
         case FSD_SPACING_TRAILING: v = (2 * t * (k - j) + k) / (2 * k) - 1; break;
         case FSD_SPACING_LEADING: v = r * t / k; break;
+        case FSD_SPACING_LOGSNR:
+            return fsd_fail(FSD_ERR_INVALID, "steps: logsnr spacing needs the schedule (fsd_diffusion_levels_for)");
         default: return fsd_fail(FSD_ERR_INVALID, "steps: unknown spacing %d", (int)sp);
         }
         levels[j] = (int)v;
@@ -198,5 +200,41 @@ fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels) {
     for (int j = 0; j < K; j++) /* spacing >= 1 guarantees this; checked anyway */
         if (levels[j] < 0 || levels[j] >= T || (j > 0 && levels[j] >= levels[j - 1]))
             return fsd_fail(FSD_ERR_INTERNAL, "steps: spacing %s produced a bad level list", fsd_spacing_name(sp));
+    return FSD_OK;
+}
+
+fsd_spacing fsd_default_spacing(fsd_sampler_kind k) {
+    return k == FSD_SAMPLER_DPMPP2M ? FSD_SPACING_LOGSNR : FSD_SPACING_LINSPACE;
+}
+
+static double lambda_at(const fsd_schedule *s, int i) { return 0.5 * (log(s->acp[i]) - log1p(-s->acp[i])); }
+
+fsd_status fsd_diffusion_levels_for(const fsd_schedule *s, int K, fsd_spacing sp, int *levels) {
+    if (!s || !s->betas || !levels) return fsd_fail(FSD_ERR_INVALID, "steps: NULL argument");
+    if (sp != FSD_SPACING_LOGSNR) return fsd_diffusion_levels(s->T, K, sp, levels);
+    const int T = s->T;
+    if (K < 1 || K > T) return fsd_fail(FSD_ERR_INVALID, "steps: %d steps must be in 1..%d (the schedule's T)", K, T);
+    /* λ decreases strictly with the level (every β > 0) */
+    const double lo = lambda_at(s, T - 1), hi = lambda_at(s, 0);
+    for (int j = 0; j < K; j++) {
+        double target = K == 1 ? lo : lo + (hi - lo) * (double)j / (double)(K - 1);
+        /* binary search: the first level i with λ_i <= target, then the nearer of i-1 and i */
+        int a = 0, b = T - 1;
+        while (a < b) {
+            int m = (a + b) / 2;
+            if (lambda_at(s, m) <= target) b = m;
+            else a = m + 1;
+        }
+        int i = a;
+        if (i > 0 && fabs(lambda_at(s, i - 1) - target) < fabs(lambda_at(s, i) - target)) i = i - 1;
+        if (j > 0 && i > levels[j - 1] - 1) i = levels[j - 1] - 1;
+        if (i < K - 1 - j) i = K - 1 - j;
+        levels[j] = i;
+    }
+    if (K > 1) levels[K - 1] = 0; /* the target λ_0 is level 0 itself; kept explicit */
+    levels[0] = T - 1;
+    for (int j = 1; j < K; j++)
+        if (levels[j] >= levels[j - 1] || levels[j] < 0)
+            return fsd_fail(FSD_ERR_INTERNAL, "steps: logsnr spacing produced a bad level list");
     return FSD_OK;
 }

@@ -115,8 +115,35 @@ class Schedule:
         self.post_c2 = (1.0 - self.acp_prev) * np.sqrt(self.alphas) / (1.0 - self.acp)
 
 
-def levels(T, K, spacing):
+def _lam(a):
+    return 0.5 * (math.log(a) - math.log1p(-a))
+
+
+def levels_logsnr(sch, K):
+    """Uniform in λ from level T-1 to level 0, nearest level, forced strictly decreasing with room
+    for the remaining steps."""
+    T = sch.T
+    lam = np.array([_lam(a) for a in sch.acp])
+    lo, hi = lam[T - 1], lam[0]
+    out = []
+    for j in range(K):
+        target = lo if K == 1 else lo + (hi - lo) * j / (K - 1)
+        d = np.abs(lam - target)
+        i = int(T - 1 - np.argmin(d[::-1]))  # nearest λ; a tie goes to the higher level
+        if j > 0:
+            i = min(i, out[-1] - 1)
+        i = max(i, K - 1 - j)
+        out.append(i)
+    out[0] = T - 1
+    if K > 1:
+        out[-1] = 0
+    return out
+
+
+def levels(T, K, spacing, sch=None):
     """Visit order (descending). Rounding half up, as the C side (integer arithmetic)."""
+    if spacing == "logsnr":
+        return levels_logsnr(sch, K)
     out = []
     for j in range(K):
         r = K - 1 - j
@@ -152,7 +179,7 @@ def sample(sch, kind, lv, eta, seed, mu, s, B):
     K = len(lv)
     xs, x0s = [], []
     x0_prev = None
-    lam = lambda a: 0.5 * (math.log(a) - math.log1p(-a))  # noqa: E731
+    lam = _lam
     for k in range(K):
         i = lv[k]
         j = lv[k + 1] if k + 1 < K else -1
@@ -245,6 +272,8 @@ SAMPLES = [  # name, sampler, T, kind, start, end, K, spacing, eta, seed, s
     ("dpmpp2m_k10", "dpmpp2m", 1000, "linear", 1e-4, 2e-2, 10, "linspace", 0.0, 32, 0.5),
     ("dpmpp2m_k20", "dpmpp2m", 1000, "linear", 1e-4, 2e-2, 20, "linspace", 0.0, 33, 0.5),
     ("dpmpp2m_k10_trailing_cos", "dpmpp2m", 1000, "cosine", 0.0, 0.0, 10, "trailing", 0.0, 34, 0.5),
+    ("dpmpp2m_k20_logsnr", "dpmpp2m", 1000, "linear", 1e-4, 2e-2, 20, "logsnr", 0.0, 35, 0.5),
+    ("ddim_eta0_k10_logsnr", "ddim", 1000, "linear", 1e-4, 2e-2, 10, "logsnr", 0.0, 36, 0.5),
 ]
 
 LEVEL_CASES = [(sp, T, K) for sp in ("linspace", "trailing", "leading")
@@ -270,6 +299,11 @@ def generate(out_dir, data_dir):
 
     d = case_dir(out_dir, "diffusion")
     lv = {f"{sp}_{T}_{K}": np.array(levels(T, K, sp), dtype=np.int32) for sp, T, K in LEVEL_CASES}
+    for kind, T, st, en in (("linear", 1000, 1e-4, 2e-2), ("cosine", 1000, 0.0, 0.0), ("linear", 2000, 1e-6, 1e-2),
+                            ("linear", 50, 1e-4, 0.2)):
+        sch = Schedule(kind, T, st, en)
+        for K in (1, 2, 5, 10, 20, 37, T // 2, T):
+            lv[f"logsnr_{kind}_{T}_{K}"] = np.array(levels_logsnr(sch, K), dtype=np.int32)
     save_safetensors(os.path.join(d, "levels.safetensors"), lv)
 
     d = case_dir(out_dir, "diffusion/train")
@@ -286,7 +320,7 @@ def generate(out_dir, data_dir):
     for name, smp, T, kind, st, en, K, sp, eta, seed, s in SAMPLES:
         sch = Schedule(kind, T, st, en)
         mu = np.random.default_rng(seed + 100).uniform(-0.5, 0.5, nps).astype(np.float32)
-        lv = levels(T, K, sp)
+        lv = levels(T, K, sp, sch)
         xT, xs, x0s, y = sample(sch, smp, lv, eta, seed, mu.astype(np.float64), s, B)
         save_safetensors(os.path.join(d, name + ".safetensors"),
                          {"mu": mu, "x_T": xT.astype(np.float32), "x": xs.astype(np.float32),
