@@ -463,15 +463,16 @@ static void thread_independence(void) {
         tu_check(!memcmp(a, b, n * 4), "%s: bit-identical with 1 and 2 threads (%zu values)", fsd_sampler_name(kinds[q]),
                  n);
     }
-    float *g = tu_zeros(B), *e1 = tu_zeros(n), *e2 = tu_zeros(n);
+    float *g = tu_zeros(B), *e1 = tu_zeros(n), *e2 = tu_zeros(n), *x0 = tu_zeros(n);
+    tu_fill_uniform(x0, n, 6, 1.0f);
     fsd_rng rng = {1, 1};
     fsd_set_threads(1);
-    fsd_diffusion_train_draw(&s, &rng, 0, B, nps, 0, mu /* any x0 */, NULL, g, e1, a);
+    fsd_diffusion_train_draw(&s, &rng, 0, B, nps, 0, x0, NULL, g, e1, a);
     fsd_set_threads(2);
-    fsd_diffusion_train_draw(&s, &rng, 0, B, nps, 0, mu, NULL, g, e2, b);
+    fsd_diffusion_train_draw(&s, &rng, 0, B, nps, 0, x0, NULL, g, e2, b);
     tu_check(!memcmp(a, b, n * 4) && !memcmp(e1, e2, n * 4), "train draw: bit-identical with 1 and 2 threads");
     fsd_set_threads(old);
-    fsd_free(mu), fsd_free(a), fsd_free(b), fsd_free(g), fsd_free(e1), fsd_free(e2);
+    fsd_free(mu), fsd_free(a), fsd_free(b), fsd_free(g), fsd_free(e1), fsd_free(e2), fsd_free(x0);
     fsd_schedule_free(&s);
 }
 
