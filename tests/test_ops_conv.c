@@ -39,10 +39,15 @@ static void run_conv_case(const fsd_safetensors *st, const char *name) {
     tu_check(ny == (size_t)B * Co * Ho * Wo, "%s: output shape [%d,%d,%d,%d]", name, B, Co, Ho, Wo);
     float *dx2 = scaled(dxr, nx, 2), *dw2 = scaled(dwr, nw, 2), *db2 = b ? scaled(dbr, nb, 2) : NULL;
 
-    const int wino_ok = k == 3 && s == 1 && p == 1;
-    for (int algo = FSD_CONV_IM2COL; algo <= (wino_ok ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL); algo++) {
-        fsd_conv2d_set_algo((fsd_conv_algo)algo);
-        const char *an = algo == FSD_CONV_WINOGRAD ? "winograd" : "im2col";
+    /* every algorithm that applies to the shape */
+    fsd_conv_algo algos[3] = {FSD_CONV_IM2COL};
+    int nalgo = 1;
+    if (k == 3 && s == 1 && p == 1) algos[nalgo++] = FSD_CONV_WINOGRAD;
+    if (k == 3 && s == 2 && p == 1) algos[nalgo++] = FSD_CONV_WINOGRAD_S2;
+    for (int ai = 0; ai < nalgo; ai++) {
+        const fsd_conv_algo algo = algos[ai];
+        fsd_conv2d_set_algo(algo);
+        const char *an = algo == FSD_CONV_WINOGRAD ? "winograd" : algo == FSD_CONV_WINOGRAD_S2 ? "winograd-s2" : "im2col";
         for (int nt = 1; nt <= 3; nt++) {
             fsd_set_threads(nt);
             float *y = tu_zeros(ny), *dx = tu_zeros(nx), *dw = tu_zeros(nw), *db = tu_zeros(nb);
@@ -280,25 +285,28 @@ static void bad_input(void) {
     tu_check(fsd_conv2d_workspace(1, 1, 2, 2, 1, 3, 1, 0) == 0, "conv2d workspace of a bad shape is 0");
 
     /* arena too small: a status, no write past it, arena unchanged */
-    for (int algo = FSD_CONV_IM2COL; algo <= FSD_CONV_WINOGRAD; algo++) {
+    for (int algo = FSD_CONV_IM2COL; algo <= FSD_CONV_WINOGRAD_S2; algo++) {
         fsd_conv2d_set_algo((fsd_conv_algo)algo);
+        const int s = algo == FSD_CONV_WINOGRAD_S2 ? 2 : 1;
         fsd_arena small;
         fsd_arena_init(&small, 256);
         const int B = 1, C = 16, H = 12, W = 12;
         float *x = tu_zeros((size_t)B * C * H * W), *w = tu_zeros((size_t)C * C * 9), *y = tu_zeros((size_t)B * C * H * W);
-        fsd_status a = fsd_conv2d_forward(y, x, w, NULL, B, C, H, W, C, 3, 1, 1, &small);
-        fsd_status b = fsd_conv2d_backward(x, w, NULL, y, x, w, B, C, H, W, C, 3, 1, 1, &small);
+        fsd_status a = fsd_conv2d_forward(y, x, w, NULL, B, C, H, W, C, 3, s, 1, &small);
+        fsd_status b = fsd_conv2d_backward(x, w, NULL, y, x, w, B, C, H, W, C, 3, s, 1, &small);
         tu_check(a == FSD_ERR_NOMEM && b == FSD_ERR_NOMEM && small.used == 0,
                  "conv2d [%s]: arena too small -> FSD_ERR_NOMEM, arena reset (%s)",
-                 algo == FSD_CONV_WINOGRAD ? "winograd" : "im2col", fsd_error_message());
+                 algo == FSD_CONV_WINOGRAD ? "winograd" : algo == FSD_CONV_WINOGRAD_S2 ? "winograd-s2" : "im2col",
+                 fsd_error_message());
         fsd_arena_free(&small);
         fsd_free(x), fsd_free(w), fsd_free(y);
     }
     fsd_conv2d_set_algo(FSD_CONV_AUTO);
     tu_check(fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 1, 1) == FSD_CONV_WINOGRAD &&
-                 fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 2, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_algo_for(4, 64, 64, 64, 64, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
+                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,
-             "AUTO: Winograd for 3x3 s1 p1 with many channels, im2col for stride 2 and 1x1");
+             "AUTO: Winograd for 3x3 s1 p1 with many channels and s2 p1 on wide maps, im2col for 1x1");
 }
 
 int main(void) {
@@ -306,7 +314,7 @@ int main(void) {
     if (fsd_arena_init(&g_ws, (size_t)64 << 20) != FSD_OK) return tu_check(0, "arena"), tu_summary();
     char **paths;
     int n = tu_list_cases("conv", &paths);
-    tu_check(n >= 18, "found %d reference cases in %s/conv (ref_conv.py writes 18)", n, tu_ref_dir());
+    tu_check(n >= 21, "found %d reference cases in %s/conv (ref_conv.py writes 21)", n, tu_ref_dir());
     for (int i = 0; i < n; i++) {
         fsd_safetensors st;
         if (!tu_check(fsd_st_open(&st, paths[i]) == FSD_OK, "open %s", paths[i])) continue;
@@ -322,7 +330,9 @@ int main(void) {
 
     fd_conv("3x3 s1 im2col 1x3x5x6->4", FSD_CONV_IM2COL, 1, 3, 5, 6, 4, 3, 1, 1);
     fd_conv("3x3 s1 winograd 2x3x5x5->2", FSD_CONV_WINOGRAD, 2, 3, 5, 5, 2, 3, 1, 1);
-    fd_conv("3x3 s2 1x2x7x6->3", FSD_CONV_AUTO, 1, 2, 7, 6, 3, 3, 2, 1);
+    fd_conv("3x3 s2 im2col 1x2x7x6->3", FSD_CONV_IM2COL, 1, 2, 7, 6, 3, 3, 2, 1);
+    fd_conv("3x3 s2 winograd-s2 2x2x7x6->3", FSD_CONV_WINOGRAD_S2, 2, 2, 7, 6, 3, 3, 2, 1);
+    fd_conv("3x3 s2 winograd-s2 1x3x6x9->2", FSD_CONV_WINOGRAD_S2, 1, 3, 6, 9, 2, 3, 2, 1);
     fd_conv("1x1 2x3x3x4->5", FSD_CONV_AUTO, 2, 3, 3, 4, 5, 1, 1, 0);
     fd_simple();
     bad_input();

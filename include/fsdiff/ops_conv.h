@@ -17,16 +17,20 @@ extern "C" {
  *   x [B, Cin, H, W], w [Cout, Cin, k, k], bias [Cout] or NULL, out [B, Cout, Ho, Wo]
  *   Ho = (H + 2*pad - k)/stride + 1, Wo likewise.
  * Algorithms: im2col + sgemm (any k/stride/pad; 1x1 stride 1 uses the input plane as the GEMM
- * operand directly) and Winograd F(2x2,3x3) for 3x3 stride 1 pad 1 (2.25x fewer multiplies,
- * same maths up to float rounding). FSD_CONV_AUTO takes Winograd for 3x3 stride 1 pad 1 with
- * Cin >= 16 and H, W >= 4, im2col otherwise.
- * Scratch: fsd_conv2d_workspace() bytes; Winograd needs 2 x 16*Cout*Cin floats (transformed kernel
+ * operand directly), Winograd F(2x2,3x3) for 3x3 stride 1 pad 1 (2.25x fewer multiplies, same
+ * maths up to float rounding) and a polyphase Winograd for 3x3 stride 2 pad 1 (25 instead of 36
+ * multiplies per 2x2 output tile, transform entries 0/+-1). FSD_CONV_AUTO takes Winograd for 3x3
+ * stride 1 pad 1 with Cin >= 16 and H, W >= 4, the stride-2 Winograd for 3x3 stride 2 pad 1 with
+ * Cin >= 16, H >= 8 and output width >= 32, im2col otherwise.
+ * Scratch: fsd_conv2d_workspace() bytes; Winograd needs 2 x 16*Cout*Cin floats (25*Cout*Cin for
+ * stride 2) (transformed kernel
  * and its gradient) plus ~1.5 MiB per thread, im2col ~1-4 MiB per thread plus a per-thread copy of
  * dW [Cout, Cin*k*k] in backward. Size the arena by the largest conv of the network. */
 typedef enum fsd_conv_algo {
     FSD_CONV_AUTO = 0,
     FSD_CONV_IM2COL = 1,   /* im2col + sgemm (always applicable) */
-    FSD_CONV_WINOGRAD = 2  /* only 3x3 stride 1 pad 1; other shapes fall back to im2col */
+    FSD_CONV_WINOGRAD = 2,   /* only 3x3 stride 1 pad 1; other shapes fall back to im2col */
+    FSD_CONV_WINOGRAD_S2 = 3 /* polyphase Winograd, only 3x3 stride 2 pad 1; else im2col */
 } fsd_conv_algo;
 
 /* Process-wide algorithm override (tests and benchmarks compare the paths). Default AUTO. */

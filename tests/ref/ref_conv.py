@@ -27,6 +27,9 @@ def _conv_cases():
         (2, 6, 5, 7, 4, 1, 1, 0, True),      # 1x1 skip conv, Cin != Cout
         (3, 20, 4, 4, 33, 1, 1, 0, False),   # 1x1, more outputs than inputs, B=3
         (2, 5, 6, 5, 3, 5, 1, 2, True),      # general k=5 through im2col
+        (2, 16, 11, 13, 17, 3, 2, 1, True),  # stride 2 Winograd-eligible, odd H and W (odd Ho, Wo)
+        (1, 3, 2, 3, 4, 3, 2, 1, False),     # stride 2 on a tiny input (one partial tile)
+        (3, 17, 34, 22, 16, 3, 2, 1, True),  # stride 2, several chunks / tile rows per image
     ]
 
 
