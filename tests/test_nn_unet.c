@@ -6,7 +6,8 @@
  *   every parameter gradient, dctx        <= 1e-3 (float32 network vs float64 twin)
  *   10 Adam steps: each loss              <= 1e-4 relative
  * Cases (tiny config: 32x32, base 32, mults [1,2], 1 res block, attention at 16, T=2 tokens of 64):
- *   none, fwd_bn (forward stem + forward bottleneck), bidir (+ Adam), bidir_bn_sum (no halving).
+ *   none, fwd_bn (forward stem + forward bottleneck), bidir (+ Adam), bidir_bn_sum (no halving),
+ *   convert (tools/convert_pth.py output of a twin .pth in the authors' layout: forward stem, T=1).
  * Set FSD_NN_MEM=1 to also print the peak activation/scratch memory of a 128x128 "cpu" step. */
 #include "fsdiff/nn.h"
 #include "fsdiff/ops.h"
@@ -352,8 +353,8 @@ int main(void) {
     config_tests();
     store_tests();
     dropout_grad_test();
-    const char *cases[] = {"none", "fwd_bn", "bidir", "bidir_bn_sum"};
-    for (int i = 0; i < 4; i++) parity_case(cases[i]);
+    const char *cases[] = {"none", "fwd_bn", "bidir", "bidir_bn_sum", "convert"};
+    for (int i = 0; i < 5; i++) parity_case(cases[i]);
     if (getenv("FSD_NN_MEM")) memory_report();
     return tu_summary();
 }
