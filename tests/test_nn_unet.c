@@ -8,7 +8,8 @@
  * Cases (tiny config: 32x32, base 32, mults [1,2], 1 res block, attention at 16, T=2 tokens of 64):
  *   none, fwd_bn (forward stem + forward bottleneck), bidir (+ Adam), bidir_bn_sum (no halving),
  *   convert (tools/convert_pth.py output of a twin .pth in the authors' layout: forward stem, T=1).
- * Set FSD_NN_MEM=1 to also print the peak activation/scratch memory of a 128x128 "cpu" step. */
+ * Set FSD_NN_MEM=1 to also print the peak activation/scratch memory of a 128x128 "cpu" step
+ * (FSD_NN_MEM=2: and of the 128x128 "paper" config). */
 #include "fsdiff/nn.h"
 #include "fsdiff/ops.h"
 #include "testutil.h"
@@ -321,14 +322,15 @@ static void dropout_grad_test(void) {
 }
 
 static void memory_report(void) {
-    const char *presets[] = {"tiny", "cpu"};
-    int sizes[] = {32, 128};
-    for (int i = 0; i < 2; i++) {
+    const char *presets[] = {"tiny", "cpu", "paper"};
+    int sizes[] = {32, 128, 128};
+    int np = atoi(getenv("FSD_NN_MEM")) >= 2 ? 3 : 2; /* FSD_NN_MEM=2: also the paper config (slow) */
+    for (int i = 0; i < np; i++) {
         fsd_net_config c;
         fsd_net_config_preset(&c, presets[i]);
         fsd_net *net;
         if (fsd_net_create(&net, &c) != FSD_OK) continue;
-        fsd_net_init(net, 1);
+        if (i < 2) fsd_net_init(net, 1); /* memory does not depend on the values */
         int B = 1, S = sizes[i];
         size_t nx = (size_t)B * 9 * S * S, ne = (size_t)B * 3 * S * S, nc = (size_t)B * c.context_tokens * c.context_dim;
         float *x = tu_zeros(nx), *ctx = tu_zeros(nc), *e = tu_zeros(ne), g = 0.5f;
