@@ -561,10 +561,10 @@ static void errors_and_misc(void) {
 
     /* loss selector = the ops */
     float p[5] = {0.1f, -2, 3, 0.5f, 0}, t[5] = {0, 0, 1, 0.5f, -1}, d1[5] = {0}, d2[5] = {0};
-    tu_check(fsd_diffusion_loss_forward(FSD_LOSS_L1, p, t, 5) == fsd_l1_loss_forward(p, t, 5) &&
-                 fsd_diffusion_loss_forward(FSD_LOSS_L2, p, t, 5) == fsd_mse_loss_forward(p, t, 5),
+    tu_check(fsd_loss_forward(FSD_LOSS_L1, p, t, 5) == fsd_l1_loss_forward(p, t, 5) &&
+                 fsd_loss_forward(FSD_LOSS_L2, p, t, 5) == fsd_mse_loss_forward(p, t, 5),
              "loss selector: l1 / l2 forward are the ops");
-    fsd_diffusion_loss_backward(FSD_LOSS_L2, d1, p, t, 5, 1.0f);
+    fsd_loss_backward(FSD_LOSS_L2, d1, p, t, 5, 1.0f);
     fsd_mse_loss_backward(d2, NULL, p, t, 5, 1.0f);
     tu_check(!memcmp(d1, d2, sizeof d1), "loss selector: l2 backward is the op");
     fsd_loss_kind lk;

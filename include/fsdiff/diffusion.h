@@ -67,14 +67,7 @@ fsd_status fsd_diffusion_train_draw(const fsd_schedule *s, const fsd_rng *rng, u
                                     size_t n_per_sample, int per_sample_t, const float *x0, int *t_out,
                                     float *gamma, float *eps, float *x_t);
 
-/* ε-prediction loss, a mean over n (the authors' sum / (B C H W)): L1 (default) or L2 (MSE).
- * Thin selector over fsd_l1_loss_* / fsd_mse_loss_* (ops_linear.h). */
-typedef enum fsd_loss_kind { FSD_LOSS_L1 = 0, FSD_LOSS_L2 = 1 } fsd_loss_kind;
-fsd_status fsd_loss_kind_parse(const char *name, fsd_loss_kind *out); /* "l1" | "l2" */
-double fsd_diffusion_loss_forward(fsd_loss_kind k, const float *eps_pred, const float *eps, size_t n);
-/* deps_pred += dloss * d(loss)/d(eps_pred) */
-void fsd_diffusion_loss_backward(fsd_loss_kind k, float *deps_pred, const float *eps_pred, const float *eps,
-                                 size_t n, float dloss);
+/* The ε-prediction loss is fsd_loss_forward/backward with fsd_loss_kind (ops_linear.h). */
 
 /* ---------------------------------------------------------------- step selection */
 typedef enum fsd_sampler_kind {

@@ -129,11 +129,6 @@ fsd_status fsd_net_forward(fsd_net *net, const float *x, const float *gamma, con
 fsd_status fsd_net_backward(fsd_net *net, const float *d_eps, float *dctx);
 void fsd_net_zero_grad(fsd_net *net);
 
-/* Loss on eps: L1 (mean |eps_hat - eps|, the authors') or L2 (mean squared). Returns the loss and
- * writes d_eps = dL/deps_hat (overwrites). */
-typedef enum fsd_loss_kind { FSD_LOSS_L1 = 0, FSD_LOSS_L2 = 1 } fsd_loss_kind;
-double fsd_net_loss(fsd_loss_kind kind, const float *eps_hat, const float *eps, float *d_eps, size_t n);
-
 /* Peak bytes of the activation arena (saved for backward) and of the scratch arena, since create
  * or the last fsd_net_memory_reset. */
 void fsd_net_memory(const fsd_net *net, size_t *act_peak, size_t *scratch_peak);

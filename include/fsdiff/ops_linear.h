@@ -57,6 +57,12 @@ double fsd_mse_loss_forward(const float *pred, const float *target, size_t n);
 /* dpred += dloss * 2 (pred - target) / n; dtarget gets the negative. */
 void fsd_mse_loss_backward(float *dpred, float *dtarget, const float *pred, const float *target, size_t n,
                            float dloss);
+/* Selector used by the trainer (the epsilon loss: L1 is the authors', L2 the option). */
+typedef enum fsd_loss_kind { FSD_LOSS_L1 = 0, FSD_LOSS_L2 = 1 } fsd_loss_kind;
+fsd_status fsd_loss_kind_parse(const char *name, fsd_loss_kind *out); /* "l1" | "l2" */
+double fsd_loss_forward(fsd_loss_kind k, const float *pred, const float *target, size_t n);
+/* dpred += dloss * d(loss)/d(pred) */
+void fsd_loss_backward(fsd_loss_kind k, float *dpred, const float *pred, const float *target, size_t n, float dloss);
 
 /* ---------------------------------------------------------------- Adam / AdamW */
 typedef struct fsd_adam_config {

@@ -40,17 +40,6 @@ fsd_status fsd_diffusion_train_draw(const fsd_schedule *s, const fsd_rng *rng, u
     return FSD_OK;
 }
 
-/* ---------------------------------------------------------------- loss */
-double fsd_diffusion_loss_forward(fsd_loss_kind k, const float *eps_pred, const float *eps, size_t n) {
-    return k == FSD_LOSS_L2 ? fsd_mse_loss_forward(eps_pred, eps, n) : fsd_l1_loss_forward(eps_pred, eps, n);
-}
-
-void fsd_diffusion_loss_backward(fsd_loss_kind k, float *deps_pred, const float *eps_pred, const float *eps,
-                                 size_t n, float dloss) {
-    if (k == FSD_LOSS_L2) fsd_mse_loss_backward(deps_pred, NULL, eps_pred, eps, n, dloss);
-    else fsd_l1_loss_backward(deps_pred, NULL, eps_pred, eps, n, dloss);
-}
-
 /* ---------------------------------------------------------------- samplers */
 void fsd_sampler_opts_default(fsd_sampler_opts *o) {
     memset(o, 0, sizeof *o);

@@ -171,13 +171,6 @@ fsd_status fsd_sampler_parse(const char *name, fsd_sampler_kind *out) {
     return fsd_fail(FSD_ERR_INVALID, "unknown sampler '%s' (ddpm, ddim, dpmpp2m)", name ? name : "(null)");
 }
 
-fsd_status fsd_loss_kind_parse(const char *name, fsd_loss_kind *out) {
-    if (name && !strcmp(name, "l1")) *out = FSD_LOSS_L1;
-    else if (name && !strcmp(name, "l2")) *out = FSD_LOSS_L2;
-    else return fsd_fail(FSD_ERR_INVALID, "unknown loss '%s' (l1, l2)", name ? name : "(null)");
-    return FSD_OK;
-}
-
 /* ---------------------------------------------------------------- step selection */
 fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels) {
     if (T < 1) return fsd_fail(FSD_ERR_INVALID, "steps: T = %d must be >= 1", T);

@@ -566,18 +566,6 @@ fsd_status fsd_net_backward(fsd_net *n, const float *d_eps, float *dctx) {
     return s;
 }
 
-double fsd_net_loss(fsd_loss_kind kind, const float *eps_hat, const float *eps, float *d_eps, size_t n) {
-    memset(d_eps, 0, n * sizeof(float));
-    if (kind == FSD_LOSS_L2) {
-        double l = fsd_mse_loss_forward(eps_hat, eps, n);
-        fsd_mse_loss_backward(d_eps, NULL, eps_hat, eps, n, 1.0f);
-        return l;
-    }
-    double l = fsd_l1_loss_forward(eps_hat, eps, n);
-    fsd_l1_loss_backward(d_eps, NULL, eps_hat, eps, n, 1.0f);
-    return l;
-}
-
 void fsd_net_memory(const fsd_net *n, size_t *act_peak, size_t *scratch_peak) {
     size_t a = n->act.peak > n->act_peak ? n->act.peak : n->act_peak;
     size_t w = n->ws.peak > n->ws_peak ? n->ws.peak : n->ws_peak;

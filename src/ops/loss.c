@@ -8,6 +8,8 @@
 
 #include "fsdiff/ops_linear.h"
 
+#include <string.h>
+
 #include <math.h>
 
 #define PAR_MIN_ELEMS 32768
@@ -96,4 +98,20 @@ void fsd_mse_loss_backward(float *dpred, float *dtarget, const float *pred, cons
 #define MSE_G(i) (s * (p[i] - t[i]))
     LOSS_BACKWARD_LOOPS(MSE_G)
 #undef MSE_G
+}
+
+fsd_status fsd_loss_kind_parse(const char *name, fsd_loss_kind *out) {
+    if (name && !strcmp(name, "l1")) *out = FSD_LOSS_L1;
+    else if (name && !strcmp(name, "l2")) *out = FSD_LOSS_L2;
+    else return fsd_fail(FSD_ERR_INVALID, "unknown loss '%s' (l1, l2)", name ? name : "(null)");
+    return FSD_OK;
+}
+
+double fsd_loss_forward(fsd_loss_kind k, const float *pred, const float *target, size_t n) {
+    return k == FSD_LOSS_L2 ? fsd_mse_loss_forward(pred, target, n) : fsd_l1_loss_forward(pred, target, n);
+}
+
+void fsd_loss_backward(fsd_loss_kind k, float *dpred, const float *pred, const float *target, size_t n, float dloss) {
+    if (k == FSD_LOSS_L2) fsd_mse_loss_backward(dpred, NULL, pred, target, n, dloss);
+    else fsd_l1_loss_backward(dpred, NULL, pred, target, n, dloss);
 }
