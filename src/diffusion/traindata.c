@@ -360,7 +360,7 @@ static fsd_status plan_with_perm(const fsd_traindata *td, int64_t k, int b, cons
 }
 
 fsd_status fsd_traindata_plan(const fsd_traindata *td, int64_t k, int b, fsd_td_plan *out) {
-    if (k < 0 || b < 0 || b >= td->cfg.batch)
+    if (k < 0 || k > (int64_t)(IDX_MASK / (uint64_t)td->cfg.batch) || b < 0 || b >= td->cfg.batch)
         return fsd_fail(FSD_ERR_INVALID, "traindata: sample %d of batch %lld out of range", b, (long long)k);
     int64_t epoch = (k * td->cfg.batch + b) / td->n;
     if (epoch == td->perm_epoch) return plan_with_perm(td, k, b, td->perm, out);
