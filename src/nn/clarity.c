@@ -431,6 +431,11 @@ fsd_status fsd_clarity_backward(fsd_clarity *e, const float *dctx, float dloss) 
     const float *Pp = e->params.data;
     float *G = e->params.grad;
     fsd_arena *ws = &e->ws;
+    size_t wb = ws_bytes(e, B); /* the thread count may have grown since the forward */
+    if (wb > ws->cap) {
+        fsd_arena_free(ws);
+        CK(fsd_arena_init(ws, wb));
+    }
     fsd_arena_reset(ws, 0);
 #define WSF(ptr, n)                                                                   \
     do {                                                                              \
