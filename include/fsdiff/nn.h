@@ -92,6 +92,9 @@ typedef struct fsd_params {
 size_t fsd_params_add(fsd_params *p, const char *name, fsd_init_kind init, int ndim, int64_t d0, int64_t d1,
                       int64_t d2, int64_t d3);
 const fsd_param *fsd_params_find(const fsd_params *p, const char *name);
+/* Fills every registered tensor by its init kind (orthogonal weights from Philox normals, zeros,
+ * ones, S4D-real A_log); depends only on (seed, registration order). */
+fsd_status fsd_params_init(fsd_params *p, uint64_t seed);
 
 /* ---------------------------------------------------------------- network */
 typedef struct fsd_net fsd_net; /* opaque */

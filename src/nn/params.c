@@ -75,7 +75,6 @@ static fsd_status ortho_fill(float *w, size_t rows, size_t cols, uint64_t seed, 
     return FSD_OK;
 }
 
-fsd_status fsd_params_init(fsd_params *p, uint64_t seed);
 fsd_status fsd_params_init(fsd_params *p, uint64_t seed) {
     for (int k = 0; k < p->n; k++) {
         const fsd_param *e = &p->t[k];
