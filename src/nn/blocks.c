@@ -4,6 +4,7 @@
 #include "nn_internal.h"
 
 #include "fsdiff/ops.h"
+#include "../ops/vmath.h" /* the same sigmoid as the SiLU op (bit-identical recompute) */
 
 #include <math.h>
 #include <stdio.h>
@@ -70,41 +71,83 @@ void nn_block_setup(nn_block *b, fsd_params *p, const char *prefix, int cin, int
     ADD(b->conv_b, "block.3.bias", FSD_INIT_ZERO, 1, cout, 0, 0, 0);
 }
 
-/* Dropout keep mask * 1/(1-p): element i of block drop_id is kept iff u(seed, step, id<<40 | i) >= p. */
-static fsd_status dropout_apply(nn_ctx *c, const nn_block *b, float *a, size_t n) {
+/* Dropout keep mask: element i of block drop_id is kept iff u(seed, step, id<<40 | i) >= p; kept
+ * elements are scaled by 1/(1-p). The mask is saved (1 byte per element) for the backward. */
+static fsd_status dropout_forward(nn_ctx *c, const nn_block *b, float *a, unsigned char *keep, size_t n) {
     float *u = nn_alloc(c, c->ws, n);
     NEED(u);
     fsd_rng r = {c->seed, c->step};
     fsd_rng_uniform(&r, b->drop_id << 40, u, n);
     float p = b->dropout, sc = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) a[i] = u[i] >= p ? a[i] * sc : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        keep[i] = u[i] >= p;
+        a[i] = keep[i] ? a[i] * sc : 0.0f;
+    }
     fsd_arena_reset(c->ws, (size_t)((unsigned char *)u - c->ws->base));
     return FSD_OK;
 }
 
 fsd_status nn_block_forward(nn_ctx *c, nn_block *b, float *out, const float *x, int H, int W) {
-    size_t mark = fsd_arena_mark(c->act);
+    size_t mark = fsd_arena_mark(c->act), wmark = fsd_arena_mark(c->ws);
     size_t n = (size_t)c->B * b->cin * H * W;
-    b->x = x, b->H = H, b->W = W;
+    b->x = x, b->H = H, b->W = W, b->keep = NULL;
     b->mean = nn_alloc(c, c->act, (size_t)c->B * b->groups);
     b->rstd = nn_alloc(c, c->act, (size_t)c->B * b->groups);
-    b->n = nn_alloc(c, c->act, n);
-    NEED(b->mean && b->rstd && b->n);
-    b->a = b->n;
-    if (c->train) {
-        b->a = nn_alloc(c, c->act, n);
-        NEED(b->a);
+    /* a: saved in training (conv backward needs it), else scratch; GN output goes to a too and SiLU
+     * runs in place */
+    b->a = nn_alloc(c, c->train ? c->act : c->ws, n);
+    NEED(b->mean && b->rstd && b->a);
+    int drop = c->train && b->dropout > 0.0f;
+    if (drop && !(b->keep = fsd_arena_alloc(c->act, n))) {
+        c->act_short = 1;
+        return FSD_ERR_NOMEM;
     }
     const float *P = c->P;
-    CK(fsd_groupnorm_forward(b->n, b->mean, b->rstd, x, P + b->gn_w, P + b->gn_b, c->B, b->cin, H * W, b->groups,
+    CK(fsd_groupnorm_forward(b->a, b->mean, b->rstd, x, P + b->gn_w, P + b->gn_b, c->B, b->cin, H * W, b->groups,
                              1e-5f));
-    fsd_silu_forward(b->a, b->n, n);
-    if (c->train && b->dropout > 0.0f) CK(dropout_apply(c, b, b->a, n));
+    fsd_silu_forward(b->a, b->a, n);
+    if (drop) CK(dropout_forward(c, b, b->a, b->keep, n));
     CK(fsd_conv2d_forward(out, b->a, P + b->conv_w, P + b->conv_b, c->B, b->cin, H, W, b->cout, 3, 1, 1, c->ws));
+    fsd_arena_reset(c->ws, wmark);
     if (!c->train) fsd_arena_reset(c->act, mark);
     return FSD_OK;
 }
+
+/* dn = d/dn of a = drop(SiLU(n)) given da, with n = GN(x) recomputed from the saved statistics
+ * exactly as fsd_groupnorm_forward computes it: n = (x - mean) (rstd w) + b, then SiLU'(n) = s (1 + n (1 - s)), s = sigmoid(n). dn is written. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off") /* no FMA: n must equal the forward's GN output bit for bit */
+static void gn_silu_drop_backward(float *dn, const float *da, const nn_block *b, const float *P, int B) {
+    int C = b->cin, G = b->groups, cpg = C / G;
+    size_t HW = (size_t)b->H * b->W;
+    const float *w = P + b->gn_w, *bb = P + b->gn_b;
+    const unsigned char *keep = b->keep;
+    float sc = keep ? 1.0f / (1.0f - b->dropout) : 1.0f;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bi = 0; bi < B; bi++)
+        for (int ch = 0; ch < C; ch++) {
+            int g = bi * G + ch / cpg;
+            float m = b->mean[g], scale = (float)((double)b->rstd[g] * w[ch]), shift = bb[ch];
+            size_t off = ((size_t)bi * C + ch) * HW;
+            const float *xr = b->x + off, *dr = da + off;
+            float *o = dn + off;
+            if (keep) {
+                const unsigned char *k = keep + off;
+                for (size_t i = 0; i < HW; i++) {
+                    float nv = (xr[i] - m) * scale + shift, s = fsd_sigmoidf(nv);
+                    o[i] = k[i] ? dr[i] * sc * s * (1.0f + nv * (1.0f - s)) : 0.0f;
+                }
+            } else {
+                for (size_t i = 0; i < HW; i++) {
+                    float nv = (xr[i] - m) * scale + shift, s = fsd_sigmoidf(nv);
+                    o[i] = dr[i] * s * (1.0f + nv * (1.0f - s));
+                }
+            }
+        }
+}
+
+#pragma GCC pop_options
 
 fsd_status nn_block_backward(nn_ctx *c, nn_block *b, float *dx, const float *dout) {
     size_t mark = fsd_arena_mark(c->ws);
@@ -115,11 +158,8 @@ fsd_status nn_block_backward(nn_ctx *c, nn_block *b, float *dx, const float *dou
     float *G = c->G;
     CK(fsd_conv2d_backward(da, G + b->conv_w, G + b->conv_b, dout, b->a, P + b->conv_w, c->B, b->cin, b->H, b->W,
                            b->cout, 3, 1, 1, c->ws));
-    if (b->dropout > 0.0f) CK(dropout_apply(c, b, da, n)); /* same mask and scale as the forward */
-    float *dn = nn_zalloc(c, c->ws, n);
-    NEED(dn);
-    fsd_silu_backward(dn, da, b->n, n);
-    CK(fsd_groupnorm_backward(dx, G + b->gn_w, G + b->gn_b, dn, b->x, b->mean, b->rstd, P + b->gn_w, c->B, b->cin,
+    gn_silu_drop_backward(da, da, b, P, c->B); /* in place: element i reads da[i] before writing it */
+    CK(fsd_groupnorm_backward(dx, G + b->gn_w, G + b->gn_b, da, b->x, b->mean, b->rstd, P + b->gn_w, c->B, b->cin,
                               b->H * b->W, b->groups, c->ws));
     fsd_arena_reset(c->ws, mark);
     return FSD_OK;

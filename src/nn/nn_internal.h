@@ -27,7 +27,10 @@ typedef struct nn_block {
     int cin, cout, groups;
     float dropout;
     uint64_t drop_id;
-    const float *x; float *mean, *rstd, *n, *a; int H, W; /* saved */
+    /* saved (train): x, GN statistics, the conv input a = dropout(SiLU(GN(x))) and the dropout keep
+     * mask; GN(x) itself is recomputed in the backward from x, mean, rstd (one elementwise pass
+     * instead of one more saved activation) */
+    const float *x; float *mean, *rstd, *a; unsigned char *keep; int H, W;
 } nn_block;
 void nn_block_setup(nn_block *b, fsd_params *p, const char *prefix, int cin, int cout, int groups, float dropout,
                     uint64_t drop_id);
