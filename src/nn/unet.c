@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-fsd_status fsd_params_init(fsd_params *p, uint64_t seed); /* params.c */
 
 #define CK(expr)                         \
     do {                                 \
