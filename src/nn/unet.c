@@ -204,8 +204,9 @@ static fsd_status load_from(fsd_net *n, const fsd_safetensors *st) {
         if (!config_equal(&fc, &n->cfg))
             return fsd_fail(FSD_ERR_FORMAT, "%s: its network config differs from the one requested", st->path);
     }
+    /* A model file may also hold the clarity encoder ("clarity.*", loaded by fsd_clarity_load). */
     for (int k = 0; k < st->n_tensors; k++)
-        if (!fsd_params_find(&n->params, st->tensors[k].name))
+        if (strncmp(st->tensors[k].name, "clarity.", 8) != 0 && !fsd_params_find(&n->params, st->tensors[k].name))
             return fsd_fail(FSD_ERR_FORMAT, "%s: unexpected tensor '%s' (not a parameter of this network)", st->path,
                             st->tensors[k].name);
     for (int k = 0; k < n->params.n; k++) {
