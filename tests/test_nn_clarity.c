@@ -316,6 +316,52 @@ static void store_tests(void) {
     fsd_clarity_free(b);
 }
 
+/* One model file with the U-Net and the clarity encoder: each loader takes its own tensors. */
+static void combined_file_test(void) {
+    fsd_net_config nc;
+    fsd_net *net = NULL, *net2 = NULL;
+    fsd_clarity *e = NULL, *e2 = NULL;
+    fsd_clarity_config cf;
+    if (fsd_net_config_preset(&nc, "tiny") != FSD_OK || fsd_net_create(&net, &nc) != FSD_OK ||
+        fsd_net_create(&net2, &nc) != FSD_OK) {
+        tu_check(0, "combined file: create tiny net (%s)", fsd_error_message());
+        return;
+    }
+    fsd_clarity_config_default(&cf, nc.context_dim);
+    fsd_net_init(net, 3);
+    if (fsd_clarity_create(&e, &cf) != FSD_OK || fsd_clarity_create(&e2, &cf) != FSD_OK) {
+        tu_check(0, "combined file: create encoder");
+        return;
+    }
+    fsd_clarity_init(e, 4);
+    char path[300];
+    snprintf(path, sizeof path, "%s/combined_%d.safetensors", tmpdir, (int)getpid());
+    fsd_params *pn = fsd_net_params(net);
+    fsd_st_writer w;
+    fsd_st_writer_init(&w);
+    for (int k = 0; k < pn->n; k++)
+        fsd_st_writer_add(&w, pn->t[k].name, FSD_F32, pn->t[k].ndim, pn->t[k].shape, pn->data + pn->t[k].offset);
+    fsd_clarity_add_to_writer(e, &w, FSD_F32);
+    fsd_status s = fsd_st_writer_save(&w, path);
+    fsd_st_writer_free(&w);
+    fsd_safetensors st;
+    if (tu_check(s == FSD_OK && fsd_st_open(&st, path) == FSD_OK, "combined file written")) {
+        s = fsd_net_load(net2, path);
+        tu_check(s == FSD_OK && !memcmp(pn->data, fsd_net_params(net2)->data, pn->total * sizeof(float)),
+                 "U-Net loads from a file that also holds the clarity encoder (%s)", s ? fsd_error_message() : "ok");
+        s = fsd_clarity_load(e2, &st);
+        tu_check(s == FSD_OK && !memcmp(fsd_clarity_params(e)->data, fsd_clarity_params(e2)->data,
+                                        fsd_clarity_params(e)->total * sizeof(float)),
+                 "clarity encoder loads from the same file");
+        fsd_st_close(&st);
+    }
+    remove(path);
+    fsd_net_free(net);
+    fsd_net_free(net2);
+    fsd_clarity_free(e);
+    fsd_clarity_free(e2);
+}
+
 /* ---------------------------------------------------------------- threads, errors */
 static void thread_tests(void) {
     fsd_clarity_config cf;
@@ -397,6 +443,7 @@ int main(void) {
     rule_tests();
     context_file_tests();
     store_tests();
+    combined_file_test();
     parity_case("given");
     parity_case("rule");
     thread_tests();
