@@ -2,7 +2,7 @@
 it runs our op (`bench_ops_bench --case I`) and right after it the same op in PyTorch CPU with
 torch.set_num_threads(N), so both see the same machine load, and prints one table with the ratios.
 
-Usage: ops_torch.py --bench PATH/bench_ops_bench [--threads N] [--filter SUBSTR] [--reps R]
+Usage: ops_torch.py --bench PATH/bench_ops_bench [--threads N] [--filter SUBSTR] [--case I,J] [--reps R]
                     [--min-time S] [--best] [--conv-algo auto|im2col|winograd]
        ops_torch.py --selftest     (the chunked torch selective scan against the naive loop)
 
@@ -14,6 +14,7 @@ graph w.r.t. every input and parameter, added into persistent gradient buffers (
 *_backward computes: it accumulates), so the forward is not re-timed inside the backward.
 """
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -350,9 +351,29 @@ def time_it(fn, reps, min_time, best):
     return min(ts) if best else statistics.median(ts)
 
 
+def cpu_snapshot():
+    """(wall s, busy CPU seconds of the whole machine, CPU seconds of this process and its children)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system + t.children_user + t.children_system
+
+
+def other_load(s0, s1):
+    """Share of the machine's CPUs that OTHER processes used between two snapshots (0..1): the
+    noise indicator printed per case (the bench itself uses --threads cores at most)."""
+    wall = s1[0] - s0[0]
+    other = (s1[1] - s0[1]) - (s1[2] - s0[2])
+    return max(0.0, other / (wall * (os.cpu_count() or 1))) if wall > 0 else 0.0
+
+
 def run_c(bench, args):
     out = subprocess.run([bench] + args, check=True, capture_output=True, text=True).stdout
     return [line.split("\t") for line in out.splitlines() if line]
+
+
+NOISY = 0.10  # other processes' CPU share above which a row is marked noisy
 
 
 def main():
@@ -360,6 +381,7 @@ def main():
     ap.add_argument("--bench", help="path of the bench_ops_bench executable")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--filter", default="", help="only ops whose name contains this")
+    ap.add_argument("--case", default="", help="only these case indices (comma list, as bench_ops_bench --list)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--best", action="store_true")
@@ -384,23 +406,26 @@ def main():
     sgemm = float(sg[2])
     print(f"machine sgemm ({sg[1].replace(',', 'x')}, same OpenBLAS, {a.threads} threads): {sgemm:.1f} GFLOP/s")
     hdr = (f"{'op':<14} {'shape':<37} {'unit':>7} | {'ours fwd':>17} {'torch fwd':>17} {'ratio':>5} | "
-           f"{'ours bwd':>17} {'torch bwd':>17} {'ratio':>5} | {'fwd/sgemm':>9}")
+           f"{'ours bwd':>17} {'torch bwd':>17} {'ratio':>5} | {'fwd/sgemm':>9} {'other':>5}")
     print(hdr)
     print("-" * len(hdr))
-    conv_fwd_pct, conv_ratios, slow = [], [], []
+    conv_fwd_pct, conv_ratios, slow, noisy = [], [], [], 0
     cell = lambda work, t: f"{work / t * 1e-9:7.1f} ({t * 1e3:7.3f}ms)"
     for idx, op, args in run_c(a.bench, ["--list"]):
-        if a.filter not in op:
+        if a.filter not in op or (a.case and idx not in a.case.split(",")):
             continue
         args = [int(v) for v in args.split(",")]
+        snap0 = cpu_snapshot()
         r = run_c(a.bench, ["--tsv", "--no-sgemm", "--case", idx] + common)[0]
         label, unit = r[3], r[4]
         fw, bw, tf, tb = float(r[5]), float(r[6]), float(r[7]) * 1e-3, float(r[8]) * 1e-3
         pct = f"{100 * fw / tf * 1e-9 / sgemm:8.0f}%" if unit == "GFLOP/s" else ""
         ours_b = cell(bw, tb) if tb > 0 else f"{'-':>17}"
         if op not in OPS:
+            busy = other_load(snap0, cpu_snapshot())
+            noisy += busy > NOISY
             print(f"{op:<14} {label:<37} {unit:>7} | {cell(fw, tf)} {'no torch twin':>17} {'':>5} | {ours_b} "
-                  f"{'':>17} {'':>5} | {pct:>9}", flush=True)
+                  f"{'':>17} {'':>5} | {pct:>9} {100 * busy:4.0f}%", flush=True)
             continue
         variants = OPS[op](torch, args)
         if isinstance(variants, tuple):
@@ -408,14 +433,16 @@ def main():
         for name, f_fwd, f_bwd in variants:
             pf = time_it(f_fwd, a.reps, a.min_time, a.best)
             pb = time_it(f_bwd, a.reps, a.min_time, a.best) if f_bwd and tb > 0 else 0
+            busy = other_load(snap0, cpu_snapshot())  # ours and this torch variant
+            noisy += busy > NOISY
             rf = pf / tf  # ours/PyTorch speed = their time / our time
             rb = pb / tb if pb else 0
             lab = f"{label} t:{name}" if name else label
             torch_b = cell(bw, pb) if pb else f"{'-':>17}"
             rbs = f"{rb:5.2f}" if pb else f"{'':>5}"
             print(f"{op:<14} {lab:<37} {unit:>7} | {cell(fw, tf)} {cell(fw, pf)} {rf:5.2f} | "
-                  f"{ours_b} {torch_b} {rbs} | {pct:>9}", flush=True)
-            slow += [(op, lab, d, x) for d, x in (("fwd", rf), ("bwd", rb)) if x and x < 1.0]
+                  f"{ours_b} {torch_b} {rbs} | {pct:>9} {100 * busy:4.0f}%", flush=True)
+            slow += [(op, idx, lab, d, x, busy) for d, x in (("fwd", rf), ("bwd", rb)) if x and x < 1.0]
             if op == "conv2d":
                 conv_ratios += [rf, rb]
                 if args[5] == 3:
@@ -433,8 +460,12 @@ def main():
     if conv_ratios:
         print(f"conv ours/PyTorch over all conv cases, fwd and bwd: min {min(conv_ratios):.2f}, median "
               f"{statistics.median(conv_ratios):.2f}")
+    print(f"other = share of the {os.cpu_count()} CPUs used by other processes while the row was measured; "
+          f"{noisy} row(s) above {100 * NOISY:.0f}% (noisy: rerun them with --case I)")
     if slow:
-        print(f"{len(slow)} ratio(s) < 1.0: " + "; ".join(f"{o} {l} {d} {x:.2f}" for o, l, d, x in slow))
+        print(f"{len(slow)} ratio(s) < 1.0 (case index, other load):")
+        for o, i, l, d, x, b in slow:
+            print(f"  [{i}] {o} {l} {d} {x:.2f}  (other {100 * b:.0f}%{', noisy' if b > NOISY else ''})")
     else:
         print("every ratio >= 1.0")
     return 0
