@@ -10,15 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CK(expr)                         \
-    do {                                 \
-        fsd_status s_ = (expr);          \
-        if (s_ != FSD_OK) return s_;     \
-    } while (0)
-#define NEED(ptr) \
-    do {          \
-        if (!(ptr)) return FSD_ERR_NOMEM; \
-    } while (0)
 
 float *nn_alloc(nn_ctx *c, fsd_arena *a, size_t n) {
     float *p = fsd_arena_floats(a, n ? n : 1);

@@ -5,6 +5,7 @@
 
 #include "fsdiff/json.h"
 #include "fsdiff/ops.h"
+#include "nn_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,11 +13,6 @@
 #include <string.h>
 
 
-#define CK(expr)                     \
-    do {                             \
-        fsd_status s_ = (expr);      \
-        if (s_ != FSD_OK) return s_; \
-    } while (0)
 
 /* ---------------------------------------------------------------- degradation normalisation */
 static const float DEG_CENTER[3] = {1.5f, 2.0f, 12.5f}, DEG_HALF[3] = {1.5f, 2.0f, 12.5f};

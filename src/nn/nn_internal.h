@@ -85,4 +85,15 @@ void nn_mamba_setup(nn_mamba *m, fsd_params *p, const char *prefix, int dm, int 
 fsd_status nn_mamba_forward(nn_ctx *c, nn_mamba *m, float *out, const float *x, int L);
 fsd_status nn_mamba_backward(nn_ctx *c, nn_mamba *m, float *dx, const float *dout);
 
+/* Early return on failure / allocation failure inside the nn modules. */
+#define CK(expr)                     \
+    do {                             \
+        fsd_status s_ = (expr);      \
+        if (s_ != FSD_OK) return s_; \
+    } while (0)
+#define NEED(ptr)                         \
+    do {                                  \
+        if (!(ptr)) return FSD_ERR_NOMEM; \
+    } while (0)
+
 #endif

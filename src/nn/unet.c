@@ -10,15 +10,6 @@
 #include <string.h>
 
 
-#define CK(expr)                         \
-    do {                                 \
-        fsd_status s_ = (expr);          \
-        if (s_ != FSD_OK) return s_;     \
-    } while (0)
-#define NEED(ptr) \
-    do {          \
-        if (!(ptr)) return FSD_ERR_NOMEM; \
-    } while (0)
 
 enum { L_CONV = 0, L_RES, L_DOWN, L_UP };
 
