@@ -73,9 +73,12 @@ static void parity_case(const char *name) {
             float *rg = rgs[k];
             size_t n = p->t[k].numel;
             if (!rg) { bad++; continue; }
-            /* max-abs error over max(max|ref|, 1e-4 * largest gradient of the net): gradients that
-             * are zero in exact arithmetic (a per-channel bias right before a GroupNorm with one
-             * channel per group, ~1e-18 in the float64 twin) are held to an absolute 1e-7 * gmax */
+            /* Relative max-abs error over max(max|ref|, 1e-4 * largest gradient of the net).
+             * Gradients that are zero in exact arithmetic (a per-channel bias right before a
+             * GroupNorm with one channel per group: ~1e-18 in the float64 twin) have no scale of
+             * their own; they must come out as float32 noise of a sum that cancels: max |got| <=
+             * 1e-5 * gmax (e = max|got| / (1e-2 * gmax) <= 1e-3). Measured: 9e-8 * gmax in the
+             * Release build, 8e-7 * gmax without FMA (Debug/ASan); a wrong backward gives O(gmax). */
             double em = 0, rm = 0;
             const float *got = p->grad + p->t[k].offset;
             for (size_t i = 0; i < n; i++) {
@@ -83,7 +86,7 @@ static void parity_case(const char *name) {
                 if (d > em) em = d;
                 if (fabs(rg[i]) > rm) rm = fabs(rg[i]);
             }
-            double e = em / (rm > 1e-4 * gmax ? rm : 1e-4 * gmax);
+            double e = rm < 1e-12 * gmax ? em / (1e-2 * gmax) : em / (rm > 1e-4 * gmax ? rm : 1e-4 * gmax);
             if (e > worst) worst = e, worst_name = p->t[k].name;
             if (!(e <= 1e-3)) {
                 printf("  grad %s: rel_err %.3g\n", p->t[k].name, e);
