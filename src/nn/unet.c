@@ -402,6 +402,7 @@ fsd_status fsd_net_forward(fsd_net *n, const float *x, const float *gamma, const
         fsd_status s = forward_impl(&c, n, x, gamma, ctx, eps, H, W);
         if (s == FSD_ERR_NOMEM && tries < 48) {
             CK(c.act_short ? grow(&n->act, &n->act_peak) : grow(&n->ws, &n->ws_peak));
+            fsd_clear_error(); /* the exhaustion was handled; leave no stale message */
             continue;
         }
         if (s) return s;
@@ -546,6 +547,7 @@ fsd_status fsd_net_backward(fsd_net *n, const float *d_eps, float *dctx) {
             if (snap_ctx) memcpy(dctx, snap_ctx, nctx * sizeof(float));
             s = grow(&n->ws, &n->ws_peak);
             if (s) break;
+            fsd_clear_error();
             continue;
         }
         break;
