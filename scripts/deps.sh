@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libstb-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(python3 python3-torch python3-numpy python3-pil)
+  pkgs+=(python3 python3-torch python3-numpy python3-pil python3-skimage) # skimage: second SSIM reference
 fi
 missing=()
 for p in "${pkgs[@]}"; do
