@@ -121,6 +121,12 @@ fsd_status fsd_net_open(fsd_net **out, const char *path);
 fsd_status fsd_net_save(const fsd_net *net, const char *path, fsd_dtype dtype, int n_extra,
                         const char *const *keys, const char *const *vals);
 
+/* Adds every parameter (borrowed until save) and the config metadata to a writer (model files that
+ * hold more than the network: fsd_model_save). */
+fsd_status fsd_net_add_to_writer(const fsd_net *net, fsd_st_writer *w, fsd_dtype dtype);
+/* Loads by name from an open file, as fsd_net_load ("clarity.*" and "train.*" tensors ignored). */
+fsd_status fsd_net_load_st(fsd_net *net, const fsd_safetensors *st);
+
 /* Forward. x (B, in_channels, H, W) in [-1,1]; gamma (B) noise level; ctx (B, T, context_dim)
  * (may be NULL only when the net has no attention); eps (B, out_channels, H, W) written.
  * H, W must be divisible by 2^(n_mults-1). train = 1 saves activations for fsd_net_backward and

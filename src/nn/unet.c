@@ -187,7 +187,7 @@ static int config_equal(const fsd_net_config *a, const fsd_net_config *b) {
     return eq;
 }
 
-static fsd_status load_from(fsd_net *n, const fsd_safetensors *st) {
+fsd_status fsd_net_load_st(fsd_net *n, const fsd_safetensors *st) {
     const char *meta = fsd_st_meta_get(st, FSD_NET_CONFIG_META_KEY);
     if (meta) {
         fsd_net_config fc;
@@ -195,9 +195,11 @@ static fsd_status load_from(fsd_net *n, const fsd_safetensors *st) {
         if (!config_equal(&fc, &n->cfg))
             return fsd_fail(FSD_ERR_FORMAT, "%s: its network config differs from the one requested", st->path);
     }
-    /* A model file may also hold the clarity encoder ("clarity.*", loaded by fsd_clarity_load). */
+    /* A model file may also hold the clarity encoder ("clarity.*", loaded by fsd_clarity_load) and a
+     * training checkpoint its optimiser state ("train.*", read by the trainer). */
     for (int k = 0; k < st->n_tensors; k++)
-        if (strncmp(st->tensors[k].name, "clarity.", 8) != 0 && !fsd_params_find(&n->params, st->tensors[k].name))
+        if (strncmp(st->tensors[k].name, "clarity.", 8) != 0 && strncmp(st->tensors[k].name, "train.", 6) != 0 &&
+            !fsd_params_find(&n->params, st->tensors[k].name))
             return fsd_fail(FSD_ERR_FORMAT, "%s: unexpected tensor '%s' (not a parameter of this network)", st->path,
                             st->tensors[k].name);
     for (int k = 0; k < n->params.n; k++) {
@@ -216,7 +218,7 @@ static fsd_status load_from(fsd_net *n, const fsd_safetensors *st) {
 fsd_status fsd_net_load(fsd_net *n, const char *path) {
     fsd_safetensors st;
     CK(fsd_st_open(&st, path));
-    fsd_status s = load_from(n, &st);
+    fsd_status s = fsd_net_load_st(n, &st);
     fsd_st_close(&st);
     return s;
 }
@@ -232,7 +234,7 @@ fsd_status fsd_net_open(fsd_net **out, const char *path) {
                                    FSD_NET_CONFIG_META_KEY);
     fsd_net *n = NULL;
     if (!s) s = fsd_net_create(&n, &cfg);
-    if (!s) s = load_from(n, &st);
+    if (!s) s = fsd_net_load_st(n, &st);
     fsd_st_close(&st);
     if (s) {
         fsd_net_free(n);
@@ -242,20 +244,25 @@ fsd_status fsd_net_open(fsd_net **out, const char *path) {
     return FSD_OK;
 }
 
-fsd_status fsd_net_save(const fsd_net *n, const char *path, fsd_dtype dtype, int n_extra, const char *const *keys,
-                        const char *const *vals) {
+fsd_status fsd_net_add_to_writer(const fsd_net *n, fsd_st_writer *w, fsd_dtype dtype) {
     if (dtype != FSD_F32 && dtype != FSD_F16 && dtype != FSD_BF16)
         return fsd_fail(FSD_ERR_INVALID, "save: dtype must be F32, F16 or BF16");
-    fsd_st_writer w;
-    fsd_st_writer_init(&w);
-    fsd_status s = FSD_OK;
-    for (int k = 0; k < n->params.n && !s; k++) {
+    for (int k = 0; k < n->params.n; k++) {
         const fsd_param *e = &n->params.t[k];
-        s = fsd_st_writer_add(&w, e->name, dtype, e->ndim, e->shape, n->params.data + e->offset);
+        CK(fsd_st_writer_add(w, e->name, dtype, e->ndim, e->shape, n->params.data + e->offset));
     }
     char *cj = fsd_net_config_to_json(&n->cfg);
-    if (!s) s = cj ? fsd_st_writer_meta(&w, FSD_NET_CONFIG_META_KEY, cj) : FSD_ERR_NOMEM;
+    if (!cj) return FSD_ERR_NOMEM;
+    fsd_status s = fsd_st_writer_meta(w, FSD_NET_CONFIG_META_KEY, cj);
     fsd_free(cj);
+    return s;
+}
+
+fsd_status fsd_net_save(const fsd_net *n, const char *path, fsd_dtype dtype, int n_extra, const char *const *keys,
+                        const char *const *vals) {
+    fsd_st_writer w;
+    fsd_st_writer_init(&w);
+    fsd_status s = fsd_net_add_to_writer(n, &w, dtype);
     for (int i = 0; i < n_extra && !s; i++) s = fsd_st_writer_meta(&w, keys[i], vals[i]);
     if (!s) s = fsd_st_writer_save(&w, path);
     fsd_st_writer_free(&w);
