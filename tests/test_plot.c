@@ -278,6 +278,60 @@ out:
     fsd_plot_free(p);
 }
 
+static void test_extremes(void) {
+    printf("# extreme values: far outside fixed limits, huge and tiny ranges\n");
+    fsd_plot *p = mk(300, 200);
+    if (!p) return;
+    fsd_plot_xlim(p, 0, 1);
+    fsd_plot_ylim(p, 0, 1);
+    fsd_plot_grid_lines(p, 0);
+    double xs[6] = {-1e300, 0.25, 1e300, 0.5, 1e308, 0.75}, ys[6] = {0.5, 0.5, -1e300, 0.5, 1e308, 0.5};
+    fsd_plot_style st = solid(RED, 2);
+    st.marker = FSD_MARKER_DIAMOND;
+    fsd_plot_series(p, NULL, xs, ys, 6, &st);
+    fsd_plot_hline(p, 1e300, NULL, NULL);
+    fsd_plot_vline(p, NAN, NULL, NULL);
+    fsd_image im;
+    if (render(p, &im)) {
+        double px, py;
+        fsd_plot_map(p, 0, 0.1, 0.5, &px, &py);
+        tu_check(col_near(&im, px, py, RED, 30, 1), "segment from x = -1e300 clipped into view at x = 0.1");
+        fsd_plot_map(p, 0, 0.75, 0.5, &px, &py);
+        tu_check(col_near(&im, px, py, RED, 30, 1), "marker at (0.75, 0.5) drawn");
+        fsd_image_free(&im);
+    }
+    fsd_plot_free(p);
+    /* automatic ranges: 1e307 spread (finite span) renders; +-1e308 (span overflows) is refused */
+    p = mk(300, 200);
+    if (!p) return;
+    double big[3] = {0, 5e307, 1e307}, tiny[3] = {1e-300, 1.5e-300, 2e-300}, same[3] = {1e15, 1e15 + 1, 1e15};
+    fsd_plot_series(p, NULL, NULL, big, 3, NULL);
+    tu_check(render(p, &im), "y over 0..5e307 renders");
+    fsd_image_free(&im);
+    fsd_plot_free(p);
+    p = mk(300, 200);
+    if (!p) return;
+    fsd_plot_series(p, NULL, NULL, tiny, 3, NULL);
+    fsd_plot_panel(p, 0);
+    tu_check(render(p, &im), "y over 1e-300..2e-300 renders");
+    fsd_image_free(&im);
+    fsd_plot_free(p);
+    p = mk(300, 200);
+    if (!p) return;
+    fsd_plot_series(p, NULL, NULL, same, 3, NULL);
+    tu_check(render(p, &im), "y = 1e15 +- 1 renders");
+    fsd_image_free(&im);
+    fsd_plot_free(p);
+    p = mk(300, 200);
+    if (!p) return;
+    double huge[2] = {-1e308, 1e308};
+    fsd_plot_series(p, NULL, NULL, huge, 2, NULL);
+    fsd_status s = fsd_plot_render(p, &im);
+    tu_check(s == FSD_ERR_INVALID, "y over +-1e308 refused: %s", fsd_error_message());
+    if (s == FSD_OK) fsd_image_free(&im);
+    fsd_plot_free(p);
+}
+
 /* ---------------------------------------------------------------- 1e6 points */
 
 /* Per plot-area column: first and last row where the pixel is clearly the series colour (blue: red
@@ -721,6 +775,7 @@ int main(void) {
     test_geometry();
     test_log_axis();
     test_gaps();
+    test_extremes();
     test_million();
     test_panels();
     test_legend();

@@ -14,7 +14,8 @@
  *   fsd_plot_save_png(p, "loss-curve.png");
  *   fsd_plot_free(p);
  *
- * Data: NaN/Inf points, and points <= 0 on a log axis, are gaps (the line breaks there). Long runs
+ * Data: NaN/Inf points, points <= 0 on a log axis, and points so far out that their pixel position
+ * overflows are gaps (the line breaks there); an isolated point is a dot. Long runs
  * (more points than 2x the plot width) are decimated per pixel column to the column's first, min,
  * max and last point, which draws the same pixels as the full polyline (x must be non-decreasing
  * inside the run; otherwise every segment is drawn). */

@@ -689,39 +689,40 @@ typedef struct dash {
     double on, off; /* on <= 0: solid */
 } dash;
 
-/* Clips the segment a + t (b - a), t in [*t0, *t1], to the rectangle (Liang-Barsky). 0 if outside. */
-static int clip_seg(double ax, double ay, double bx, double by, double rx0, double ry0, double rx1, double ry1,
-                    double *t0, double *t1) {
-    double d[2] = {bx - ax, by - ay}, p[2] = {ax, ay}, lo[2] = {rx0, ry0}, hi[2] = {rx1, ry1};
-    *t0 = 0;
-    *t1 = 1;
-    for (int i = 0; i < 2; i++) {
-        if (d[i] == 0) {
-            if (p[i] < lo[i] || p[i] > hi[i]) return 0;
-            continue;
+/* Moves endpoint A along AB onto the rectangle, computing each intersection from B (Cohen-Sutherland
+ * one end at a time). Interpolating from the other end keeps the precision when A is astronomically
+ * far away and B near: the cut point is B + (X - B.x) * slope, no large terms cancelling. 0 when the
+ * segment misses the rectangle. */
+static int clip_end(double *ax, double *ay, double bx, double by, const double r[4]) {
+    for (int it = 0; it < 4; it++) {
+        int ca = (*ax < r[0]) | (*ax > r[2]) << 1 | (*ay < r[1]) << 2 | (*ay > r[3]) << 3;
+        int cb = (bx < r[0]) | (bx > r[2]) << 1 | (by < r[1]) << 2 | (by > r[3]) << 3;
+        if (!ca) return 1;
+        if (ca & cb) return 0;
+        if (ca & 3) {
+            double X = (ca & 1) ? r[0] : r[2];
+            *ay = by + (X - bx) * ((*ay - by) / (*ax - bx));
+            *ax = X;
+        } else {
+            double Y = (ca & 4) ? r[1] : r[3];
+            *ax = bx + (Y - by) * ((*ax - bx) / (*ay - by));
+            *ay = Y;
         }
-        double ta = (lo[i] - p[i]) / d[i], tb = (hi[i] - p[i]) / d[i];
-        if (ta > tb) {
-            double s = ta;
-            ta = tb;
-            tb = s;
-        }
-        if (ta > *t0) *t0 = ta;
-        if (tb < *t1) *t1 = tb;
-        if (*t0 > *t1) return 0;
     }
-    return 1;
+    return 0;
 }
 
 /* Thick anti-aliased segment (round caps) into the mask; s0 = arc length already drawn (dash phase). */
 static void mask_segment(mask *k, double ax, double ay, double bx, double by, double width, const dash *ds, double s0) {
     double r = 0.5 * width, m = r + 2;
-    double t0, t1;
-    if (!clip_seg(ax, ay, bx, by, k->x0 - m, k->y0 - m, k->x0 + k->w + m, k->y0 + k->h + m, &t0, &t1)) return;
-    double dx = bx - ax, dy = by - ay, len = hypot(dx, dy);
-    double cax = ax + t0 * dx, cay = ay + t0 * dy, cdx = (t1 - t0) * dx, cdy = (t1 - t0) * dy;
+    if (!isfinite(ax) || !isfinite(ay) || !isfinite(bx) || !isfinite(by)) return;
+    const double rect[4] = {k->x0 - m, k->y0 - m, k->x0 + k->w + m, k->y0 + k->h + m};
+    double cax = ax, cay = ay, cbx = bx, cby = by;
+    if (!clip_end(&cax, &cay, bx, by, rect) || !clip_end(&cbx, &cby, cax, cay, rect)) return;
+    double cdx = cbx - cax, cdy = cby - cay;
     double L2 = cdx * cdx + cdy * cdy;
-    s0 += t0 * len;
+    s0 += hypot(cax - ax, cay - ay); /* dash phase at the clipped start */
+    if (!isfinite(s0)) s0 = 0;
     double period = ds ? ds->on + ds->off : 0;
     int xmajor = fabs(cdx) >= fabs(cdy);
     /* Walk the major axis; across it, cover the line's thickness along the minor axis. */
@@ -751,6 +752,9 @@ static void mask_segment(mask *k, double ax, double ay, double bx, double by, do
 
 /* Filled marker centred at (cx, cy), radius rad, as coverage of a convex polygon (or a disc / an x). */
 static void mask_marker(mask *k, int kind, double cx, double cy, double rad) {
+    double reach = 1.3 * rad + 3; /* nothing to draw (and no int overflow) for centres far outside */
+    if (!(cx >= k->x0 - reach && cx <= k->x0 + k->w + reach && cy >= k->y0 - reach && cy <= k->y0 + k->h + reach))
+        return;
     if (kind == FSD_MARKER_CROSS) {
         double h = rad * 0.8, w = fmax(1.5, rad * 0.45);
         mask_segment(k, cx - h, cy - h, cx + h, cy + h, w, NULL, 0);
@@ -894,8 +898,9 @@ static void draw_run(const panel *pn, const series *e, size_t a, size_t b, mask 
     }
 }
 
+/* Drawable: finite on both axes (positive on log ones) and a pixel position that did not overflow. */
 static int pt_valid(const panel *pn, const series *e, size_t i) {
-    return isfinite(ax_t(&pn->ax, pt_x(e, i))) && isfinite(ax_t(&pn->ay, e->y[i]));
+    return isfinite(ax_px(&pn->ax, pt_x(e, i))) && isfinite(ax_px(&pn->ay, e->y[i]));
 }
 
 static dash dash_for(const fsd_plot_style *st) {
