@@ -137,6 +137,10 @@ fsd_status fsd_net_forward(fsd_net *net, const float *x, const float *gamma, con
  * from d_eps (B, out_channels, H, W). dctx (B, T, context_dim) += dL/dctx if not NULL. */
 fsd_status fsd_net_backward(fsd_net *net, const float *d_eps, float *dctx);
 void fsd_net_zero_grad(fsd_net *net);
+/* Global index of the first sample of the following forwards' batches (default 0): dropout masks
+ * are drawn per global sample, so K data-parallel ranks with b samples each draw what one process
+ * with K*b samples draws. */
+void fsd_net_set_sample0(fsd_net *net, uint64_t sample0);
 
 /* Peak bytes of the activation arena (saved for backward) and of the scratch arena, since create
  * or the last fsd_net_memory_reset. */

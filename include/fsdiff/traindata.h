@@ -35,6 +35,9 @@ typedef struct fsd_traindata_config {
 /* Defaults: seed 0, B 4, S in {64, 96, 128}, align 16, scales {2, 4, 8}, augment on, no blur/noise. */
 void fsd_traindata_config_default(fsd_traindata_config *c);
 
+/* The checks fsd_traindata_open makes on a config (crop sizes vs align and scales, ranges). */
+fsd_status fsd_traindata_config_validate(const fsd_traindata_config *c);
+
 /* Everything that was drawn for one sample (also what a test needs to recompute it). */
 typedef struct fsd_td_plan {
     int64_t index;       /* global sample index i = k*B + b */
@@ -83,6 +86,9 @@ fsd_status fsd_traindata_plan(const fsd_traindata *td, int64_t k, int b, fsd_td_
 /* Makes batch k (k >= 0) into out. Samples are made in parallel (OpenMP); the result does not
  * depend on the thread count nor on earlier calls. Not reentrant on one loader. */
 fsd_status fsd_traindata_batch(fsd_traindata *td, int64_t k, fsd_td_batch *out);
+/* Samples first..first+count-1 of batch k only (out->n = count): what one of several data-parallel
+ * ranks makes; identical to the same samples of fsd_traindata_batch. */
+fsd_status fsd_traindata_batch_range(fsd_traindata *td, int64_t k, int first, int count, fsd_td_batch *out);
 
 /* Validation: pair `pair` at fixed scales (scale_a, scale_b), no augmentation, no blur/noise,
  * noise seed 0. crop > 0: the centred crop x crop (crop must be a multiple of 8, of align and of

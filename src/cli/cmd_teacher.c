@@ -325,8 +325,9 @@ int cmd_teacher(int argc, char **argv) {
         goto out;
     }
     double dt = fsd_time_seconds() - t0;
-    fprintf(stderr, "teacher: %s: %d pairs: %d written, %d skipped (cached) in %.1f s -> %s\n",
-            fsd_fuse_method_name(m), pl.n, n_todo, n_cached, dt, outdir);
+    if (fsd_get_log_level() >= FSD_LOG_INFO)
+        fprintf(stderr, "teacher: %s: %d pairs: %d written, %d skipped (cached) in %.1f s -> %s\n",
+                fsd_fuse_method_name(m), pl.n, n_todo, n_cached, dt, outdir);
     rc = 0;
 out:
     sl_free(&sets);

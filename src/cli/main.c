@@ -17,6 +17,7 @@ int cmd_metrics(int argc, char **argv);
 int cmd_classic(int argc, char **argv);
 int cmd_teacher(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 static const fsd_command k_commands[] = {
     {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
@@ -24,6 +25,7 @@ static const fsd_command k_commands[] = {
     {"metrics", "fusion metrics (EN SD SF AG MI SCD VIF Qabf SSIM CC PSNR) and SR PSNR/SSIM", cmd_metrics},
     {"classic", "fuse a pair with a classical method (average, laplacian, gff, gradient)", cmd_classic},
     {"teacher", "fused HR targets for every pair of a data directory (cached)", cmd_teacher},
+    {"train", "train the FS-Diff network and clarity encoder (resumable checkpoints, EMA, validation)", cmd_train},
     {"eval", "evaluate methods on a folder of pairs: results.csv, summary.md, report.html", cmd_eval},
     {NULL, NULL, NULL} /* end */
 };
@@ -112,7 +114,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("fsdiff %s\n%s\n", FSD_VERSION_STRING, fsd_build_info());
+#ifdef FSD_HAVE_MPI
+        const char *mpi = "MPI: yes (mpirun -np K fsdiff train ...)";
+#else
+        const char *mpi = "MPI: no";
+#endif
+        printf("fsdiff %s\n%s\n%s\n", FSD_VERSION_STRING, fsd_build_info(), mpi);
         return 0;
     }
     for (int i = 0; k_commands[i].name; i++)

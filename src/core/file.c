@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 fsd_status fsd_atomic_open(fsd_atomic_file *f, const char *final_path) {
@@ -16,6 +17,10 @@ fsd_status fsd_atomic_open(fsd_atomic_file *f, const char *final_path) {
     snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmpXXXXXX", final_path);
     int fd = mkstemp(f->tmp_path);
     if (fd < 0) return fsd_fail(FSD_ERR_IO, "%s: cannot create output: %s", final_path, strerror(errno));
+    /* mkstemp makes 0600; give the final file the usual 0666 & ~umask like fopen would */
+    mode_t um = umask(0);
+    umask(um);
+    fchmod(fd, 0666 & ~um);
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         int e = errno;

@@ -75,7 +75,7 @@ static int gcd(int a, int b) {
 }
 static int lcm(int a, int b) { return a / gcd(a, b) * b; }
 
-static fsd_status check_config(const fsd_traindata_config *c) {
+fsd_status fsd_traindata_config_validate(const fsd_traindata_config *c) {
     if (c->batch < 1) return fsd_fail(FSD_ERR_INVALID, "traindata: batch size %d must be >= 1", c->batch);
     if (c->align < 1) return fsd_fail(FSD_ERR_INVALID, "traindata: align %d must be >= 1", c->align);
     if (c->n_crop_sizes < 1 || c->n_crop_sizes > FSD_TD_MAX_SIZES)
@@ -199,7 +199,7 @@ fsd_status fsd_traindata_open(const char *const *dirs, int n_dirs, const char *t
     int min_side = 0;
     if (cfg) {
         td->cfg = *cfg;
-        fsd_status s = check_config(cfg);
+        fsd_status s = fsd_traindata_config_validate(cfg);
         if (s) {
             free(td);
             return s;
@@ -469,29 +469,36 @@ static void fill_synth(fsd_td_batch *b, int q) {
 }
 
 fsd_status fsd_traindata_batch(fsd_traindata *td, int64_t k, fsd_td_batch *out) {
+    return fsd_traindata_batch_range(td, k, 0, td->cfg.batch, out);
+}
+
+fsd_status fsd_traindata_batch_range(fsd_traindata *td, int64_t k, int first, int count, fsd_td_batch *out) {
     const int B = td->cfg.batch;
+    if (first < 0 || count < 1 || first > B - count)
+        return fsd_fail(FSD_ERR_INVALID, "traindata: samples [%d, %d) outside the batch of %d", first, first + count, B);
     if (k < 0 || k > (int64_t)(IDX_MASK / (uint64_t)B))
         return fsd_fail(FSD_ERR_INVALID, "traindata: batch index %lld out of range", (long long)k);
     int S = crop_size_of_batch(&td->cfg, k);
-    fsd_status s = batch_reserve(out, B, S, S);
+    fsd_status s = batch_reserve(out, count, S, S);
     if (s) return s;
     /* plans serially (the permutation cache is shared), images in parallel */
-    for (int b = 0; b < B; b++) {
+    for (int j = 0; j < count; j++) {
+        int b = first + j;
         int64_t epoch = (k * B + b) / td->n;
         if (epoch != td->perm_epoch) {
             make_perm(td->cfg.seed, epoch, td->n, td->perm);
             td->perm_epoch = epoch;
         }
-        if ((s = plan_with_perm(td, k, b, td->perm, &out->plan[b]))) return s;
-        out->names[b] = td->pairs[out->plan[b].pair].name;
-        fill_synth(out, b);
+        if ((s = plan_with_perm(td, k, b, td->perm, &out->plan[j]))) return s;
+        out->names[j] = td->pairs[out->plan[j].pair].name;
+        fill_synth(out, j);
     }
     const size_t hw = (size_t)S * S;
     int bad = INT_MAX;
     fsd_status bad_s = FSD_OK;
     char bad_msg[1024] = "";
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < count; b++) {
         const fsd_td_plan *pl = &out->plan[b];
         fsd_status ls = make_sample(&td->pairs[pl->pair], pl->x, pl->y, S, S, pl, out->cond + (size_t)b * 6 * hw,
                                     out->x0 + (size_t)b * 3 * hw);
@@ -505,6 +512,7 @@ fsd_status fsd_traindata_batch(fsd_traindata *td, int64_t k, fsd_td_batch *out) 
         }
     }
     if (bad != INT_MAX) return fsd_fail(bad_s, "traindata: batch %lld: %s", (long long)k, bad_msg);
+    (void)B;
     return FSD_OK;
 }
 

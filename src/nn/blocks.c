@@ -62,13 +62,14 @@ void nn_block_setup(nn_block *b, fsd_params *p, const char *prefix, int cin, int
     ADD(b->conv_b, "block.3.bias", FSD_INIT_ZERO, 1, cout, 0, 0, 0);
 }
 
-/* Dropout keep mask: element i of block drop_id is kept iff u(seed, step, id<<40 | i) >= p; kept
- * elements are scaled by 1/(1-p). The mask is saved (1 byte per element) for the backward. */
+/* Dropout keep mask: element i of block drop_id is kept iff u(seed, step, id<<40 | (i + sample0 * n/B))
+ * >= p (i counts from the first sample this process holds, sample0 its global index, so data-parallel
+ * ranks draw the masks one process would); kept elements are scaled by 1/(1-p). The mask is saved (1 byte per element) for the backward. */
 static fsd_status dropout_forward(nn_ctx *c, const nn_block *b, float *a, unsigned char *keep, size_t n) {
     float *u = nn_alloc(c, c->ws, n);
     NEED(u);
     fsd_rng r = {c->seed, c->step};
-    fsd_rng_uniform(&r, b->drop_id << 40, u, n);
+    fsd_rng_uniform(&r, (b->drop_id << 40) + c->sample0 * (n / (size_t)c->B), u, n);
     float p = b->dropout, sc = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {

@@ -55,8 +55,10 @@ fsd_status fsd_net_config_preset(fsd_net_config *c, const char *name) {
         c->attn_res[0] = 16;
         c->image_size = 128;
         c->dropout = 0.1f;
-        c->context_dim = 512;
-        c->context_tokens = 1;
+        /* the clarity encoder's 2 x (1 + 2^2) tokens; 128 wide is plenty for 10 tokens and keeps
+         * the cross-attention projections small */
+        c->context_dim = 128;
+        c->context_tokens = 10;
     } else if (!strcmp(name, "tiny")) {
         c->base_channels = 32;
         c->n_mults = 2;

@@ -13,6 +13,7 @@ typedef struct nn_ctx {
     fsd_arena *ws;    /* scratch, always released by the module that took it */
     int train, B;
     uint64_t seed, step; /* dropout stream */
+    uint64_t sample0;    /* global index of sample 0 of the batch (dropout masks of data-parallel ranks) */
     int act_short, ws_short; /* set when an allocation of ours failed (arena grown and retried) */
 } nn_ctx;
 

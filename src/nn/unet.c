@@ -37,7 +37,7 @@ struct fsd_net {
     size_t act_peak, ws_peak;
     /* saved by the last forward */
     int B, H, W, have_fwd, bwd_proven;
-    uint64_t drop_seed, drop_step;
+    uint64_t drop_seed, drop_step, drop_sample0;
     float *xin, *ctx, *emb, *h, *s, *temb, *x0, *mm_out;
     int bot_H, bot_W, bot_C;
     size_t max_act; /* largest (B, C, H, W) buffer among layer inputs/outputs */
@@ -177,6 +177,8 @@ void fsd_net_free(fsd_net *n) {
 const fsd_net_config *fsd_net_cfg(const fsd_net *n) { return &n->cfg; }
 fsd_params *fsd_net_params(fsd_net *n) { return &n->params; }
 fsd_status fsd_net_init(fsd_net *n, uint64_t seed) { return fsd_params_init(&n->params, seed); }
+void fsd_net_set_sample0(fsd_net *n, uint64_t sample0) { n->drop_sample0 = sample0; }
+
 void fsd_net_zero_grad(fsd_net *n) { memset(n->params.grad, 0, n->params.total * sizeof(float)); }
 
 /* ---------------------------------------------------------------- load / save */
@@ -388,7 +390,7 @@ static nn_ctx make_ctx(fsd_net *n, int B, int train, uint64_t seed, uint64_t ste
     nn_ctx c;
     memset(&c, 0, sizeof c);
     c.P = n->params.data, c.G = n->params.grad, c.act = &n->act, c.ws = &n->ws;
-    c.train = train, c.B = B, c.seed = seed, c.step = step;
+    c.train = train, c.B = B, c.seed = seed, c.step = step, c.sample0 = n->drop_sample0;
     return c;
 }
 

@@ -14,7 +14,8 @@
  *      back-propagate through the chunk starting from the saved g.
  * Phase 2 gives every task a disjoint time range, so dB and dC (sums over e) are accumulated in the
  * task's own chunk-sized buffers and written without atomics or a global reduction; only dA_log
- * and dD (sums over b and t) go through per-thread accumulators reduced at the end.
+ * and dD (sums over b and t) go through per-thread accumulators reduced at the end in thread order
+ * (tasks are statically assigned, so the sums are reproducible for a given thread count).
  */
 #include "fsdiff/ops_mamba.h"
 
@@ -446,7 +447,9 @@ fsd_status fsd_selective_scan_backward(float *du, float *ddelta, float *dA_log, 
         float *ysb = dCl + (size_t)chunk * N, *g = ysb + chunk, *A = g + N;
         float *myA = accA + (size_t)tid * ((size_t)E * N + E), *myD = myA + (size_t)E * N;
         float dA[N];
-#pragma omp for schedule(dynamic, 1)
+        /* static: a fixed task -> thread map, so each thread's dA_log/dD partial sums (and hence the
+         * result) are the same from run to run (training must resume bit-exactly) */
+#pragma omp for schedule(static)
         for (int bc = 0; bc < B * nc; bc++) {
             const int b = bc / nc, c = bc % nc;
             const int k0 = c * chunk, k1 = k0 + chunk < L ? k0 + chunk : L, nk = k1 - k0;

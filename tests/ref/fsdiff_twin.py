@@ -17,7 +17,7 @@ PRESETS = {
     "paper": dict(base_channels=64, channel_mults=[1, 2, 4, 8, 8], res_blocks=2, attn_res=[16], image_size=128,
                   dropout=0.2, context_dim=512, context_tokens=1),
     "cpu": dict(base_channels=32, channel_mults=[1, 2, 4, 4], res_blocks=1, attn_res=[16], image_size=128,
-                dropout=0.1, context_dim=512, context_tokens=1),
+                dropout=0.1, context_dim=128, context_tokens=10),
     "tiny": dict(base_channels=32, channel_mults=[1, 2], res_blocks=1, attn_res=[16], image_size=32,
                  dropout=0.0, context_dim=64, context_tokens=2),
 }

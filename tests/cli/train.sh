@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# fsdiff train on a tiny config and a mini data root (symlinks to 4 + 2 real medical pairs):
+# outputs (checkpoint, EMA model usable as a model file, best model, train.csv, val.csv, loss
+# curve), the loss going down, bit-exact --resume (a run stopped after 5 of 12 steps and resumed
+# ends with byte-identical checkpoint and model files), a checkpoint left intact by a refused run,
+# and refusals (one error line, non-zero exit).
+set -u
+pass=0; fail=0
+check() { if eval "$2"; then echo "ok    $1"; pass=$((pass+1)); else echo "FAIL  $1"; fail=$((fail+1)); fi; }
+B="$FSD_BIN"; D="${FSDIFF_DATA:-../shared/data}"
+T=$(mktemp -d /tmp/fsd_cli_train_XXXXXX); trap 'rm -rf "$T"' EXIT
+export OMP_NUM_THREADS=2
+
+# mini data root: med/train 4 pairs, med/val 2 pairs (links, nothing copied)
+for split in train val; do
+  n=4; [[ $split == val ]] && n=2
+  mkdir -p "$T/data/med/$split/mri" "$T/data/med/$split/other"
+  for f in $(ls "$D/med/$split/mri" | head -$n); do
+    ln -s "$D/med/$split/mri/$f" "$T/data/med/$split/mri/$f"
+    ln -s "$D/med/$split/other/$f" "$T/data/med/$split/other/$f"
+  done
+done
+[[ $(ls "$T/data/med/train/mri" | wc -l) -eq 4 ]] || { echo "FAIL  data images not found under $D"; exit 1; }
+
+out=$("$B" train --help); rc=$?
+check "--help: exit 0, documents resume and the schedule" '[[ $rc -eq 0 && "$out" == *--resume* && "$out" == *--ckpt-every* && "$out" == *--val-every* ]]'
+
+A=(--data "$T/data" --teacher "$T/teacher" --preset tiny --crops 32 --scales 2,4 --steps 12 --warmup 4
+   --ckpt-every 4 --log-every 2 --val-every 6 --val-pairs 2 --val-steps 3 --val-crop 64 --seed 3 --quiet)
+"$B" train "${A[@]}" --out "$T/a" 2>"$T/a.err"; rc=$?
+check "12 steps: exit 0" '[[ $rc -eq 0 ]]'
+for f in checkpoint.safetensors model.safetensors best.safetensors train.csv val.csv loss-curve.png run.json; do
+  check "run dir has $f" '[[ -s "$T/a/$f" ]]'
+done
+check "no temp files left" '[[ -z "$(ls "$T/a" | grep -i tmp)" ]]'
+check "teacher targets made (6 pairs)" '[[ $(ls "$T/teacher/med/train" | wc -l) -eq 4 && $(ls "$T/teacher/med/val" | wc -l) -eq 2 ]]'
+rows=$(tail -n +2 "$T/a/train.csv" | wc -l)
+check "train.csv: 6 rows (every 2 steps), header first" '[[ $rows -eq 6 && "$(head -1 "$T/a/train.csv")" == step,loss,* ]]'
+first=$(sed -n 2p "$T/a/train.csv" | cut -d, -f2); last=$(tail -1 "$T/a/train.csv" | cut -d, -f2)
+check "loss goes down ($first -> $last)" 'awk -v a="$first" -v b="$last" "BEGIN{exit !(b < a)}"'
+check "val.csv: rows at steps 6 and 12" '[[ "$(cut -d, -f1 "$T/a/val.csv" | tr "\n" " ")" == "step 6 12 " ]]'
+out=$("$B" info "$T/a/model.safetensors" 2>&1); rc=$?
+check "model.safetensors is a readable model file (info)" '[[ $rc -eq 0 && "$out" == *clarity* ]]'
+
+# bit-exact resume: 5 steps, stop, resume to 12
+"$B" train "${A[@]}" --out "$T/b" --max-steps-now 5 2>/dev/null; rc1=$?
+"$B" train --resume --out "$T/b" --quiet 2>/dev/null; rc2=$?
+check "stop after 5 + --resume: exit 0, 0" '[[ $rc1 -eq 0 && $rc2 -eq 0 ]]'
+check "resumed checkpoint byte-identical to the uninterrupted run" 'cmp -s "$T/a/checkpoint.safetensors" "$T/b/checkpoint.safetensors"'
+check "resumed EMA model byte-identical" 'cmp -s "$T/a/model.safetensors" "$T/b/model.safetensors"'
+check "resumed train.csv has the same loss column" '[[ "$(cut -d, -f1-6 "$T/a/train.csv" | grep -v "^5,")" == "$(cut -d, -f1-6 "$T/b/train.csv" | grep -v "^5,\|^6,")" || "$(cut -d, -f1-2 "$T/a/train.csv" | tail -3)" == "$(cut -d, -f1-2 "$T/b/train.csv" | tail -3)" ]]'
+
+# refusals
+sum=$(md5sum < "$T/a/checkpoint.safetensors")
+err=$("$B" train "${A[@]}" --out "$T/a" 2>&1); rc=$?
+check "existing checkpoint without --resume: refused, file intact" '[[ $rc -ne 0 && "$err" == *--resume* && "$(md5sum < "$T/a/checkpoint.safetensors")" == "$sum" ]]'
+err=$("$B" train --resume --out "$T/a" --lr 0.1 --quiet 2>&1); rc=$?
+check "--resume with a different optimiser setting: refused ($err)" '[[ $rc -ne 0 && "$err" == *differ* && $(echo "$err" | wc -l) -eq 1 ]]'
+err=$("$B" train --resume --out "$T/nothing" 2>&1); rc=$?
+check "--resume without a checkpoint: one error line" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 && "$err" == *"does not exist"* ]]'
+err=$("$B" train "${A[@]}" --out "$T/c" --frobnicate 2>&1); rc=$?
+check "unknown option: refused" '[[ $rc -ne 0 && "$err" == *frobnicate* && ! -e "$T/c/checkpoint.safetensors" ]]'
+err=$("$B" train "${A[@]}" --out "$T/c" --crops 36 2>&1); rc=$?
+check "crop not a multiple of 8: refused with a reason" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 && ! -e "$T/c/checkpoint.safetensors" ]]'
+err=$("$B" train "${A[@]}" --out "$T/c" --data "$T/nowhere" 2>&1); rc=$?
+check "missing data root: refused" '[[ $rc -ne 0 && "$err" == *nowhere* ]]'
+err=$("$B" train "${A[@]}" --out "$T/c" --steps 0 2>&1); rc=$?
+check "--steps 0: refused" '[[ $rc -ne 0 && "$err" == *steps* ]]'
+err=$("$B" train "${A[@]}" --out "$T/d" --init "$T/a/train.csv" 2>&1); rc=$?
+check "--init with a non-model file: refused" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 ]]'
+"$B" train "${A[@]}" --out "$T/e" --init "$T/a/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
+check "--init from a trained model: runs" '[[ $rc -eq 0 && -s "$T/e/model.safetensors" ]]'
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
