@@ -121,16 +121,16 @@ static fsd_status probe_one(fsd_net *net, const float *ctx, int th, int tw, size
     float *in = fsd_calloc(9 * hw, sizeof(float)), *eps = fsd_alloc(3 * hw * sizeof(float));
     fsd_status s = in && eps ? FSD_OK : fsd_fail(FSD_ERR_NOMEM, "fuse: out of memory for a %dx%d probe", tw, th);
     float g = 0.5f;
-    /* twice: fsd_net_memory_reset keeps what the arenas hold from the previous forward as the new
-     * peak, so the first run only brings that residue down to this size */
+    /* fsd_net_memory_reset keeps what the arenas still hold from the previous forward (r) as the new
+     * peak: a peak above r is this forward's own; otherwise run once more, now from this size's residue */
     for (int rep = 0; rep < 2 && !s; rep++) {
+        size_t ra, rw, pa, pw;
         fsd_net_memory_reset(net);
+        fsd_net_memory(net, &ra, &rw);
         s = fsd_net_forward(net, in, &g, ctx, eps, 1, th, tw, 0, 0, 0);
-    }
-    if (!s) {
-        size_t a, w;
-        fsd_net_memory(net, &a, &w);
-        *bytes = a + w;
+        fsd_net_memory(net, &pa, &pw);
+        *bytes = pa + pw;
+        if (pa > ra && pw > rw) break;
     }
     fsd_free(in);
     fsd_free(eps);
