@@ -149,5 +149,43 @@ check "batch of good pairs: exit 0, --a-dir/--b-dir aliases" '[[ $rc -eq 0 && -s
 err_case "batch needs all three folders" "--out-dir" --model "$M" --ir-dir "$T/bi" --vi-dir "$T/bv" --scale 2
 err_case "batch with --save-steps" "one pair" --model "$M" --ir-dir "$T/bi" --vi-dir "$T/bv" --out-dir "$T/bo3" --scale 2 --save-steps "$T/s.png"
 
+# ---- eval: model:PATH on 64x64 HR crops at x4; its output is what `fsdiff fuse` makes of the same LR pair
+mkdir -p "$T/ev/mri" "$T/ev/other"
+"$PY" - "$D/med/val" "$T/ev" <<'EOF'
+import sys
+from PIL import Image
+src, dst = sys.argv[1:]
+for name in ["ct_2005", "pet_25024"]:
+    for mod in ["mri", "other"]:
+        Image.open(f"{src}/{mod}/{name}.png").crop((96, 96, 160, 160)).save(f"{dst}/{mod}/{name}.png")
+EOF
+"$B" eval --quiet --data "$T/ev" --scale 4 --methods "gff,model:$M?steps=2&seed=3" --out "$T/evout" --sheets 1 --json > "$T/ev.json"; rc=$?
+res=$("$PY" - "$T" <<'EOF'
+import csv, json, sys
+t = sys.argv[1]
+rows = list(csv.DictReader(open(f"{t}/evout/results.csv")))
+j = json.load(open(f"{t}/ev.json"))
+models = [r for r in rows if r["method"].startswith("model:")]
+print("OK" if len(rows) == 4 and len(models) == 2 and all(float(r["VIF"]) > 0 for r in models) else rows)
+EOF
+)
+check "eval --methods gff,model:PATH?steps=2&seed=3: results.csv rows, --json parses ($res)" '[[ $rc -eq 0 && "$res" == OK ]]'
+"$B" degrade --quiet --scale 4 "$T/ev/mri/pet_25024.png" -o "$T/ev_a.png"
+"$B" degrade --quiet --scale 4 "$T/ev/other/pet_25024.png" -o "$T/ev_b.png"
+"$B" fuse --quiet --model "$M" --a "$T/ev_a.png" --b "$T/ev_b.png" --scale 4 --steps 2 --seed 3 -o "$T/ev_f.png"
+"$B" metrics --a "$T/ev/mri/pet_25024.png" --b "$T/ev/other/pet_25024.png" --fused "$T/ev_f.png" --json > "$T/ev_m.json"
+res=$("$PY" - "$T" <<'EOF'
+import csv, json, sys
+t = sys.argv[1]
+row = [r for r in csv.DictReader(open(f"{t}/evout/results.csv")) if r["image"] == "pet_25024" and r["method"].startswith("model:")][0]
+m = json.load(open(f"{t}/ev_m.json"))
+m = m.get("metrics", m)
+bad = [k for k in ["EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "CC", "PSNR"]
+       if abs(float(row[k]) - float(m[k])) > 1e-6 * max(1.0, abs(float(m[k])))]
+print("OK" if not bad else f"{bad}: {row} vs {m}")
+EOF
+)
+check "eval's model output = fsdiff fuse on the same LR pair (all 11 metrics agree: $res)" '[[ "$res" == OK ]]'
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
