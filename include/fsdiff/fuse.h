@@ -26,7 +26,9 @@
  * either input has colour, else grey, the mean of the 3 output channels.
  *
  * Determinism: the same model, inputs, options and seed give a bit-identical output whatever the
- * thread count. */
+ * thread count.
+ * Threads: the network keeps work arenas, so one model runs one fsd_fuse_run at a time (callers that
+ * share a model between threads serialise, as the eval's model:PATH method does). */
 #ifndef FSDIFF_FUSE_H
 #define FSDIFF_FUSE_H
 
