@@ -74,9 +74,16 @@ static void test_methods(void) {
                      (strstr(msg, "valid: average|laplacian|gff|gradient") || strstr(msg, "twice")),
                  "'%s' refused: %s", bad[i], msg);
     }
-    s = fsd_eval_methods_parse("gff,model:net.safetensors", &m, &n);
-    tu_check(s == FSD_ERR_UNSUPPORTED && strstr(fsd_error_message(), "model:net.safetensors"),
-             "model:PATH is a registered form, not available yet: %s", fsd_error_message());
+    /* model:PATH opens the file when the list is parsed (tests/test_fuse.c and tests/cli/fuse.sh run one) */
+    s = fsd_eval_methods_parse("gff,model:/nonexistent/net.safetensors", &m, &n);
+    tu_check(s == FSD_ERR_IO && m == NULL && strstr(fsd_error_message(), "/nonexistent/net.safetensors"),
+             "model:PATH with a missing file: %s", fsd_error_message());
+    s = fsd_eval_methods_parse("model:net.safetensors?steps=ten", &m, &n);
+    tu_check(s == FSD_ERR_INVALID && m == NULL && strstr(fsd_error_message(), "'steps'"),
+             "model option with a bad value: %s", fsd_error_message());
+    s = fsd_eval_methods_parse("model:net.safetensors?colour=1", &m, &n);
+    tu_check(s == FSD_ERR_INVALID && m == NULL && strstr(fsd_error_message(), "unknown model option 'colour'"),
+             "unknown model option: %s", fsd_error_message());
 }
 
 /* ---------------------------------------------------------------- summary */

@@ -3,8 +3,8 @@
  * output with the fusion metric suite against the high-resolution sources, summarise, and write
  * results.csv, summary.md and report.html (contact sheets + bar charts).
  *
- * Depends on image, metrics and fusion only. A method is an entry of a small registry with a run
- * function pointer, so the FS-Diff model ("model:PATH") is one more entry once it exists. */
+ * Depends on image, metrics and fusion, and on the model inference (fuse.h) for "model:PATH". A
+ * method is an entry of a small registry with a run function pointer. */
 #ifndef FSDIFF_EVAL_H
 #define FSDIFF_EVAL_H
 
@@ -40,6 +40,8 @@ struct fsd_eval_method {
     fsd_fuse_method fuse;   /* classical entries: the fusion rule */
     fsd_fuse_params params; /* classical entries: its parameters (defaults) */
     fsd_eval_run_fn run;
+    int serial;             /* 1: run() is parallel itself and not reentrant (a model): pairs run one
+                               at a time, each run() gets all threads */
     void *ctx;                   /* entry state (e.g. a loaded model), freed with free_ctx */
     void (*free_ctx)(void *ctx); /* NULL when there is none */
 };
@@ -49,7 +51,10 @@ struct fsd_eval_method {
  *                 ("SR then fuse"); NAME = average | laplacian | gff | gradient
  *   hr:NAME       classical NAME on the HR sources (the ceiling perfect SR would allow)
  *   bicubic-a     source A alone, bicubic-upsampled (single-source baseline); bicubic-b likewise
- *   model:PATH    the FS-Diff model (not available yet: FSD_ERR_UNSUPPORTED)
+ *   model:PATH    the FS-Diff model file PATH (fsd_fuse_run_size on the LR pair at the HR size), with
+ *                 optional settings model:PATH?steps=N&sampler=K&seed=N&eta=E&spacing=SP&context=MODE
+ *                 &tile=N&overlap=N (default: the model's; seed 0). A model that cannot be opened
+ *                 fails with the loader's message (FSD_ERR_IO / FSD_ERR_FORMAT).
  * An unknown or empty entry, or an entry given twice, fails with one message listing the forms.
  * *out: fsd_eval_methods_free. */
 fsd_status fsd_eval_methods_parse(const char *list, fsd_eval_method **out, int *n);

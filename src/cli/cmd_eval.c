@@ -35,7 +35,8 @@ static void usage(FILE *fp) {
             "                                              to the HR size (PIL), then fuse (\"SR then fuse\")\n"
             "                    hr:NAME      fuse the HR sources with NAME (the ceiling of perfect SR)\n"
             "                    bicubic-a, bicubic-b      one source alone, upsampled\n"
-            "                    model:PATH   the FS-Diff model (not available yet)\n"
+            "                    model:PATH   an FS-Diff model file; settings as model:PATH?steps=N&sampler=K\n"
+            "                                 &seed=N&eta=E&spacing=SP&context=MODE&tile=N (docs/eval.md)\n"
             "  --limit N       only the first N pairs (sorted by name; after --every)\n"
             "  --every K       only every K-th pair (0, K, 2K, ...): a spread-out subset\n"
             "  --blur SIGMA    Gaussian blur (px, on the HR image) before downscaling (default 0)\n"
@@ -44,7 +45,8 @@ static void usage(FILE *fp) {
             "  --sheets N      contact sheets for the first N pairs (default 6, 0 = none)\n"
             "  --json          print the summary as JSON on stdout (instead of the table)\n"
             "  --force         replace an existing OUT (only one that holds an earlier eval's results.csv)\n"
-            "  --threads N     pairs are evaluated in parallel, one per thread (default: all cores)\n"
+            "  --threads N     pairs are evaluated in parallel, one per thread (default: all cores); with a\n"
+            "                  model: method one pair at a time, the model using all threads\n"
             "  --quiet, --verbose\n",
             FSD_EVAL_DEFAULT_METHODS);
 }

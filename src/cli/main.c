@@ -17,6 +17,7 @@ int cmd_metrics(int argc, char **argv);
 int cmd_classic(int argc, char **argv);
 int cmd_teacher(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_fuse(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 
 static const fsd_command k_commands[] = {
@@ -25,6 +26,7 @@ static const fsd_command k_commands[] = {
     {"metrics", "fusion metrics (EN SD SF AG MI SCD VIF Qabf SSIM CC PSNR) and SR PSNR/SSIM", cmd_metrics},
     {"classic", "fuse a pair with a classical method (average, laplacian, gff, gradient)", cmd_classic},
     {"teacher", "fused HR targets for every pair of a data directory (cached)", cmd_teacher},
+    {"fuse", "fuse + super-resolve a pair (or folders of pairs) with a trained FS-Diff model", cmd_fuse},
     {"train", "train the FS-Diff network and clarity encoder (resumable checkpoints, EMA, validation)", cmd_train},
     {"eval", "evaluate methods on a folder of pairs: results.csv, summary.md, report.html", cmd_eval},
     {NULL, NULL, NULL} /* end */

@@ -151,7 +151,12 @@ fsd_status fsd_eval_run(const fsd_pair_set *set, const fsd_eval_method *methods,
      * inside a parallel region, so pairs are the better unit. Dynamic scheduling hands pairs out in
      * increasing order, so when pair p fails every pair before it has started and finishes: the
      * first failing pair in order is the one reported, whatever the thread count. */
-#pragma omp parallel for schedule(dynamic, 1)
+    /* A model method (serial) is parallel inside and holds one network: then pairs go one at a time
+     * on a one-thread team, which leaves the inner parallel regions all the threads. */
+    int serial = 0;
+    for (int k = 0; k < n_methods; k++) serial |= methods[k].serial;
+    const int team = serial ? 1 : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
     for (int p = 0; p < np; p++) {
         int halt;
 #pragma omp atomic read

@@ -1,8 +1,11 @@
 /* The method registry of `fsdiff eval`: each entry of --methods becomes an fsd_eval_method with a
  * run function. A family is a name form (a prefix or an exact name) and a constructor; the FS-Diff
- * model is the "model:" family and only needs its constructor and run function filled in. */
+ * model is the "model:" family (fsd_fuse_run_size on the LR pair). */
 #include "fsdiff/eval.h"
+#include "fsdiff/fuse.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,12 +63,113 @@ static fsd_status make_bicubic(const char *arg, fsd_eval_method *m) {
     return FSD_OK;
 }
 
-/* The FS-Diff model: a later issue loads PATH into m->ctx here and sets m->run to its sampler. */
+/* ---------------------------------------------------------------- the FS-Diff model */
+/* model:PATH[?key=value&...]: the model file is opened once; its U-Net keeps arenas, so one pair
+ * runs at a time (m->serial tells fsd_eval_run, the lock guards other callers) and the net's own
+ * OpenMP parallelism does the work. The model sees only the LR inputs and writes the HR size. */
+typedef struct model_ctx {
+    fsd_model model;
+    fsd_fuse_opts opts;
+    pthread_mutex_t lock;
+} model_ctx;
+
+static fsd_status run_model(const fsd_eval_method *m, const fsd_eval_input *in, fsd_image *out) {
+    model_ctx *c = m->ctx;
+    pthread_mutex_lock(&c->lock);
+    fsd_status s = fsd_fuse_run_size(&c->model, in->lr_a, in->lr_b, in->hr_w, in->hr_h, &c->opts, out, NULL);
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+static void free_model(void *ctx) {
+    model_ctx *c = ctx;
+    if (!c) return;
+    fsd_model_close(&c->model);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static int parse_uint(const char *v, long lo, long hi, long *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
+/* "sampler=ddim&steps=20&seed=1&eta=0&spacing=linspace&context=mean&tile=256&overlap=64" */
+static fsd_status parse_model_options(const char *q, const char *entry, fsd_fuse_opts *o) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", q);
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+        char *v = strchr(kv, '=');
+        long l = 0;
+        int bad = !v;
+        if (v) *v++ = 0;
+        if (bad) {
+        } else if (!strcmp(kv, "sampler")) {
+            fsd_sampler_kind k;
+            bad = fsd_sampler_parse(v, &k) != FSD_OK;
+            o->sampler = (int)k;
+        } else if (!strcmp(kv, "spacing")) {
+            fsd_spacing sp;
+            bad = fsd_spacing_parse(v, &sp) != FSD_OK;
+            o->spacing = (int)sp;
+        } else if (!strcmp(kv, "context")) {
+            fsd_context_mode cm;
+            bad = fsd_context_mode_parse(v, &cm) != FSD_OK;
+            o->context = (int)cm;
+        } else if (!strcmp(kv, "steps")) {
+            bad = parse_uint(v, 1, 1000000, &l);
+            o->steps = (int)l;
+        } else if (!strcmp(kv, "seed")) {
+            bad = parse_uint(v, 0, 0x7fffffffL, &l);
+            o->seed = (uint64_t)l;
+        } else if (!strcmp(kv, "tile")) {
+            bad = parse_uint(v, 0, 1 << 20, &l);
+            o->tile = (int)l;
+        } else if (!strcmp(kv, "overlap")) {
+            bad = parse_uint(v, 0, 1 << 20, &l);
+            o->overlap = (int)l;
+        } else if (!strcmp(kv, "eta")) {
+            char *end;
+            o->eta = strtod(v, &end);
+            bad = !*v || *end || !(o->eta >= 0 && o->eta <= 1);
+        } else {
+            return fsd_fail(FSD_ERR_INVALID,
+                            "method '%s': unknown model option '%s' (sampler, steps, seed, eta, spacing, context, tile, "
+                            "overlap)",
+                            entry, kv);
+        }
+        if (bad) return fsd_fail(FSD_ERR_INVALID, "method '%s': bad value for model option '%s'", entry, kv);
+    }
+    return FSD_OK;
+}
+
 static fsd_status make_model(const char *arg, fsd_eval_method *m) {
-    (void)m;
-    return fsd_fail(FSD_ERR_UNSUPPORTED,
-                    "method 'model:%s': the FS-Diff model is not implemented yet; use the classical methods (%s)",
-                    arg, fsd_eval_method_forms());
+    char path[1024];
+    const char *q = strchr(arg, '?');
+    size_t n = q ? (size_t)(q - arg) : strlen(arg);
+    if (n == 0 || n >= sizeof path)
+        return fsd_fail(FSD_ERR_INVALID, "method 'model:%s': give the model file as model:PATH", arg);
+    memcpy(path, arg, n);
+    path[n] = 0;
+    model_ctx *c = calloc(1, sizeof *c);
+    if (!c) return fsd_fail(FSD_ERR_NOMEM, "out of memory");
+    fsd_fuse_opts_default(&c->opts);
+    fsd_status s = q ? parse_model_options(q + 1, m->name, &c->opts) : FSD_OK;
+    if (!s) s = fsd_model_open(&c->model, path);
+    if (s) {
+        free(c);
+        return s;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    m->ctx = c;
+    m->free_ctx = free_model;
+    m->serial = 1;
+    m->run = run_model;
+    return FSD_OK;
 }
 
 typedef struct family {
@@ -85,7 +189,7 @@ static const family k_families[] = {
 
 const char *fsd_eval_method_forms(void) {
     return "average|laplacian|gff|gradient (bicubic SR then fuse), hr:NAME (fuse the HR sources: the ceiling), "
-           "bicubic-a|bicubic-b (one source upsampled), model:PATH (FS-Diff model)";
+           "bicubic-a|bicubic-b (one source upsampled), model:PATH[?steps=N&sampler=K&seed=N...] (FS-Diff model)";
 }
 
 static fsd_status parse_one(const char *item, fsd_eval_method *m) {
@@ -109,7 +213,7 @@ static fsd_status parse_one(const char *item, fsd_eval_method *m) {
             break;
         }
         fsd_status s = fam->make(arg, m);
-        if (s == FSD_ERR_INVALID) break; /* unknown classical name: the generic message below */
+        if (s == FSD_ERR_INVALID && fam->make != make_model) break; /* unknown name: the generic message below */
         return s;
     }
     return fsd_fail(FSD_ERR_INVALID, "unknown method '%s' (valid: %s)", item, fsd_eval_method_forms());

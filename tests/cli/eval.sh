@@ -143,7 +143,7 @@ errcase "mismatched sizes" "sizes/vi/a.png is 640x480" --data "$T/sizes"
 errcase "corrupt PNG (second pair, after the first was processed)" "corrupt/vi/b.png" --data "$T/corrupt" --threads 1
 errcase "scale leaving < 8 px" "256x256 at scale 40 gives 6x6" --data "$D/med/val" --limit 2 --scale 40
 errcase "unknown method" "unknown method 'pca' (valid: average|laplacian|gff|gradient" --data "$D/med/val" --methods gff,pca
-errcase "model: not available yet" "FS-Diff model is not implemented yet" --data "$D/med/val" --methods model:x.safetensors
+errcase "model: missing model file" "x.safetensors" --data "$D/med/val" --methods model:x.safetensors
 errcase "method listed twice" "listed twice" --data "$D/med/val" --methods gff,gff
 errcase "scale below 1" "--scale" --data "$D/med/val" --scale 0.5
 errcase "unknown option" "unknown option" --data "$D/med/val" --bogus
