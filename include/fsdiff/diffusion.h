@@ -124,6 +124,7 @@ typedef struct fsd_sampler_opts {
     double eta;         /* ddim: 0 <= eta; ignored otherwise */
     uint64_t seed;      /* x_T from stream 0 (unless x_given), step k's noise z from stream k + 1 */
     int x_given;        /* 1: x holds x_T on entry; 0: x_T ~ N(0, I) drawn here */
+    double x0_clip;     /* x̂₀ is clamped to [-x0_clip, x0_clip]; <= 0 means 1 (images in [-1, 1]) */
     fsd_step_fn observer;  /* may be NULL */
     void *observer_ctx;
 } fsd_sampler_opts;

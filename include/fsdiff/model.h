@@ -15,6 +15,7 @@
 #include "fsdiff/clarity.h"
 #include "fsdiff/core.h"
 #include "fsdiff/diffusion.h"
+#include "fsdiff/fusion.h"
 #include "fsdiff/nn.h"
 #include "fsdiff/safetensors.h"
 
@@ -35,6 +36,13 @@ typedef struct fsd_diffusion_config {
     fsd_spacing spacing;
     double eta;
     fsd_context_mode context;
+    /* what the diffusion generates (docs/model.md "Residual target"): the fused image itself (residual = 0,
+     * the paper's), or residual_scale * (fused - base), base = residual_method applied to the upsampled
+     * sources ("upsample then fuse"), added back after sampling. The base carries the low frequencies,
+     * which a small model trained briefly gets wrong (grey backgrounds); the diffusion adds the detail. */
+    int residual;
+    fsd_fuse_method residual_method;
+    double residual_scale;
 } fsd_diffusion_config;
 
 /* linear 1e-6 -> 1e-2, T = 2000 (SR3's); ddim, 50 steps, linspace, eta 0; context clarity. */
@@ -44,6 +52,14 @@ fsd_status fsd_diffusion_config_validate(const fsd_diffusion_config *c);
 /* One JSON line (fsd_free it) <-> config; parsing starts from the defaults, unknown keys are errors. */
 char *fsd_diffusion_config_to_json(const fsd_diffusion_config *c);
 fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *text, size_t len, const char *label);
+
+/* The base of a residual model for one sample: cond (6, h, w) = [A x3 | B x3] in [-1, 1] (grey
+ * replicated; ca, cb = 1 or 3 say which source is grey), fused with d->residual_method (default
+ * parameters, colour as fsd_fuse_images: the same rule as the teacher targets), written to base
+ * (3, h, w) in [-1, 1], grey replicated. */
+fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, int ca, int cb, int w, int h, float *base);
+/* x (3 * hw) <- clamp(base + x / residual_scale, -1, 1): a sampled residual back to an image. */
+void fsd_residual_apply(const fsd_diffusion_config *d, const float *base, float *x, size_t n);
 
 typedef struct fsd_model {
     fsd_net *net;

@@ -67,6 +67,9 @@ static void usage(FILE *fp) {
             "  --schedule NAME      linear (default), quad, cosine, warmup10, warmup50, const\n"
             "  --T N, --beta-start X, --beta-end X   (default 2000, 1e-6, 1e-2)\n"
             "  --sample-steps N     recommended sampler steps stored in the model (default 50)\n"
+            "  --target image|residual  generate the fused image (default, the paper's) or S x (fused -\n"
+            "                       'upsample then fuse' with the teacher method), added back at inference\n"
+            "  --residual-scale S   S for --target residual (default 4)\n"
             "schedule:\n"
             "  --ckpt-every N       checkpoint + model every N steps (default 500)\n"
             "  --log-every N        train.csv row (means over N steps) (default 10)\n"
@@ -349,6 +352,12 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--T")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000, &n)) return 1; cfg.diff.T = (int)n; }
         else if (!strcmp(a, "--beta-start")) { NEEDV; if (cli_parse_double(a, v, 1e-12, 0.999, &d)) return 1; cfg.diff.beta_start = d; }
         else if (!strcmp(a, "--beta-end")) { NEEDV; if (cli_parse_double(a, v, 1e-12, 0.999, &d)) return 1; cfg.diff.beta_end = d; }
+        else if (!strcmp(a, "--target")) {
+            NEEDV;
+            if (!strcmp(v, "image")) cfg.diff.residual = 0;
+            else if (!strcmp(v, "residual")) cfg.diff.residual = 1;
+            else return cli_error("--target: expected image or residual, got '%s'", v);
+        } else if (!strcmp(a, "--residual-scale")) { NEEDV; if (cli_parse_double(a, v, 0.01, 100, &d)) return 1; cfg.diff.residual_scale = d; }
         else if (!strcmp(a, "--sample-steps")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000, &n)) return 1; cfg.diff.steps = (int)n; }
         else if (!strcmp(a, "--ckpt-every")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000000L, &n)) return 1; cfg.ckpt_every = n; }
         else if (!strcmp(a, "--log-every")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000000L, &n)) return 1; cfg.log_every = n; }
@@ -367,6 +376,7 @@ int cmd_train(int argc, char **argv) {
 #undef NEEDV
     }
     if (!o.resume && !data_seed_set) cfg.data.seed = cfg.seed;
+    if (fsd_fuse_method_parse(o.teacher_method, &cfg.diff.residual_method)) return cli_lib_error();
     if (o.resume && o.init) return cli_error("train: --init starts a new run; it cannot be used with --resume");
     if (o.resume) read_run_json(o.out, o.data, sizeof o.data, o.teacher, sizeof o.teacher);
     if (!*o.data) return cli_error("train: --data DIR is required (a data root with <set>/train folders)");
@@ -487,6 +497,9 @@ static int run_training(opts *o, fsd_train_config *cfg, const fsd_train_comm *co
     }
     base_ctx bc;
     if (teacher_method_of(o->teacher, &bc)) { rc = cli_lib_error(); goto done; }
+    if (cfg->diff.residual && bc.method != cfg->diff.residual_method)
+        fsd_log(FSD_LOG_WARN, "train: the residual base uses %s but the teacher targets were made with %s",
+                fsd_fuse_method_name(cfg->diff.residual_method), fsd_fuse_method_name(bc.method));
 
     const int64_t start = fsd_trainer_step(t);
     int64_t end = cfg->steps;

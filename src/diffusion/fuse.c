@@ -101,12 +101,22 @@ typedef struct fuse_obs {
     fsd_frame_recorder rec;
     int record;
     volatile int *cancel;
+    /* residual models: frames show base + x / scale (the image), not the residual state */
+    const fsd_diffusion_config *diff;
+    const float *base;
+    float *tmp; /* (3, H, W) */
 } fuse_obs;
 
 static fsd_status fuse_observer(void *c, const fsd_step_info *info) {
     fuse_obs *o = c;
     o->tiles->step = info->k + 1;
-    if (o->record) CK(fsd_frame_recorder_step(&o->rec, info));
+    if (o->record && o->base) {
+        fsd_step_info im = *info;
+        memcpy(o->tmp, info->x, info->n_per_sample * sizeof(float));
+        fsd_residual_apply(o->diff, o->base, o->tmp, info->n_per_sample);
+        im.x = o->tmp, im.B = 1;
+        CK(fsd_frame_recorder_step(&o->rec, &im));
+    } else if (o->record) CK(fsd_frame_recorder_step(&o->rec, info));
     if (o->cancel && *o->cancel) return fsd_fail(FSD_ERR_INVALID, "fuse: interrupted at step %d of %d", info->k + 1, info->K);
     return FSD_OK;
 }
@@ -280,6 +290,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
     inf.mem_net_tile = net_b + 9 * (size_t)th * tw * sizeof(float);
     inf.mem_sampler = fsd_tiled_memory_bytes(&plan, 1, 3, inf.sampler, 0);
     inf.mem_images = (6 + (size_t)inf.out_c + (size_t)n_frames * 3) * HW * sizeof(float) + 3 * HW * sizeof(float) +
+                     (m->diff.residual ? (opts.frames ? 6 : 3) * HW * sizeof(float) : 0) +
                      (inf.context_external ? 0 : clarity_bytes(m->clarity, H, W));
     inf.mem_total = inf.mem_weights + inf.mem_net_tile + inf.mem_sampler + inf.mem_images;
     if (!s && opts.max_memory && inf.mem_total > opts.max_memory)
@@ -291,7 +302,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
                      suggest_tile(plan.tile, al));
 
     /* ---- conditioning and context */
-    float *cond = NULL, *x = NULL, *in = NULL;
+    float *cond = NULL, *x = NULL, *in = NULL, *base = NULL, *ftmp = NULL;
     int *levels = NULL;
     fsd_schedule sch;
     memset(&sch, 0, sizeof sch);
@@ -304,6 +315,12 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
     }
     if (!s) s = cond_source(a_lr, W, H, cond);
     if (!s) s = cond_source(b_lr, W, H, cond + 3 * HW);
+    if (!s && m->diff.residual) { /* "upsample then fuse" of the whole image, before any tiling */
+        base = fsd_alloc(3 * HW * sizeof(float));
+        ftmp = opts.frames ? fsd_alloc(3 * HW * sizeof(float)) : NULL;
+        if (!base || (opts.frames && !ftmp)) s = fsd_fail(FSD_ERR_NOMEM, "fuse: out of memory for the %dx%d base", W, H);
+        if (!s) s = fsd_residual_base(&m->diff, cond, a_lr->c, b_lr->c, W, H, base);
+    }
     if (!s && opts.context_ext) {
         memcpy(ctx, opts.context_ext, nctx * sizeof(float));
     } else if (!s) {
@@ -329,6 +346,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
     memset(&ob, 0, sizeof ob);
     ob.tiles = &ft;
     ob.cancel = opts.cancel;
+    ob.diff = &m->diff, ob.base = base, ob.tmp = ftmp;
     if (!s) s = fsd_schedule_init(&sch, m->diff.schedule, m->diff.T, m->diff.beta_start, m->diff.beta_end);
     if (!s) {
         levels = fsd_alloc((size_t)inf.steps * sizeof(int));
@@ -362,6 +380,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
         so.eta = inf.eta;
         so.seed = inf.seed;
         so.x_given = 0;
+        if (m->diff.residual) so.x0_clip = m->diff.residual_scale;
         so.observer = fuse_observer;
         so.observer_ctx = &ob;
         fsd_net_memory_reset(m->net);
@@ -370,6 +389,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
         fsd_net_memory(m->net, &a, &w);
         inf.mem_net_measured = a + w;
     }
+    if (!s && base) fsd_residual_apply(&m->diff, base, x, 3 * HW);
     inf.net_calls = ft.calls;
     inf.seconds_sampling = fsd_time_seconds() - ts;
 
@@ -393,6 +413,8 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
     fsd_free(x);
     fsd_free(in);
     fsd_free(cond);
+    fsd_free(base);
+    fsd_free(ftmp);
     fsd_free(ctx);
     if (s) {
         fsd_image_free(out);

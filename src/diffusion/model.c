@@ -23,6 +23,9 @@ void fsd_diffusion_config_default(fsd_diffusion_config *c) {
     c->spacing = FSD_SPACING_LINSPACE;
     c->eta = 0.0;
     c->context = FSD_CONTEXT_CLARITY;
+    c->residual = 0;
+    c->residual_method = FSD_FUSE_GFF;
+    c->residual_scale = 4.0;
 }
 
 fsd_status fsd_diffusion_config_validate(const fsd_diffusion_config *c) {
@@ -30,6 +33,10 @@ fsd_status fsd_diffusion_config_validate(const fsd_diffusion_config *c) {
     if (c->steps < 1 || c->steps > c->T)
         return fsd_fail(FSD_ERR_INVALID, "diffusion config: steps = %d must be in 1..T (%d)", c->steps, c->T);
     if (!(c->eta >= 0.0 && c->eta <= 10.0)) return fsd_fail(FSD_ERR_INVALID, "diffusion config: eta must be in [0, 10]");
+    if (c->residual != 0 && c->residual != 1)
+        return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual must be 0 or 1");
+    if (!(c->residual_scale >= 0.01 && c->residual_scale <= 100.0))
+        return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual_scale must be in [0.01, 100]");
     /* the schedule's own range checks, on a throw-away instance */
     fsd_schedule s;
     CK(fsd_schedule_init(&s, c->schedule, c->T, c->beta_start, c->beta_end));
@@ -45,6 +52,13 @@ char *fsd_diffusion_config_to_json(const fsd_diffusion_config *c) {
                      fsd_beta_kind_name(c->schedule), c->T, c->beta_start, c->beta_end, fsd_sampler_name(c->sampler),
                      c->steps, fsd_spacing_name(c->spacing), c->eta, fsd_context_mode_name(c->context));
     if (n < 0 || (size_t)n >= sizeof buf) return NULL;
+    if (c->residual) { /* only then: image-target files keep their metadata as before */
+        int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1,
+                         ",\"target\":\"residual\",\"residual_method\":\"%s\",\"residual_scale\":%.17g}",
+                         fsd_fuse_method_name(c->residual_method), c->residual_scale);
+        if (m < 0 || (size_t)m >= sizeof buf - (size_t)n + 1) return NULL;
+        n += m - 1;
+    }
     char *o = fsd_alloc((size_t)n + 1);
     if (o) memcpy(o, buf, (size_t)n + 1);
     return o;
@@ -80,6 +94,16 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
             if (!(s = want(v, FSD_JSON_STRING, label, k))) s = fsd_spacing_parse(v->str, &c->spacing);
         } else if (!strcmp(k, "context")) {
             if (!(s = want(v, FSD_JSON_STRING, label, k))) s = fsd_context_mode_parse(v->str, &c->context);
+        } else if (!strcmp(k, "target")) {
+            if (!(s = want(v, FSD_JSON_STRING, label, k))) {
+                if (!strcmp(v->str, "image")) c->residual = 0;
+                else if (!strcmp(v->str, "residual")) c->residual = 1;
+                else s = fsd_fail(FSD_ERR_FORMAT, "%s: diffusion config 'target' must be \"image\" or \"residual\"", label);
+            }
+        } else if (!strcmp(k, "residual_method")) {
+            if (!(s = want(v, FSD_JSON_STRING, label, k))) s = fsd_fuse_method_parse(v->str, &c->residual_method);
+        } else if (!strcmp(k, "residual_scale")) {
+            if (!(s = want(v, FSD_JSON_NUMBER, label, k))) c->residual_scale = v->num;
         } else if (!strcmp(k, "T") || !strcmp(k, "steps")) {
             if (v->type != FSD_JSON_NUMBER || !v->is_int || v->i64 < 1 || v->i64 > 1000000)
                 s = fsd_fail(FSD_ERR_FORMAT, "%s: diffusion config '%s' must be an integer in 1..1000000", label, k);
@@ -97,6 +121,38 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
     fsd_json_free(&j);
     if (!s) s = fsd_diffusion_config_validate(c);
     return s;
+}
+
+/* ---------------------------------------------------------------- residual target */
+fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, int ca, int cb, int w, int h, float *base) {
+    const size_t hw = (size_t)w * h;
+    fsd_image ia = {0}, ib = {0}, f = {0};
+    fsd_status s = fsd_image_alloc(&ia, w, h, ca);
+    if (!s) s = fsd_image_alloc(&ib, w, h, cb);
+    for (size_t q = 0; !s && q < (size_t)ca * hw; q++) ia.data[q] = (cond[q] + 1.0f) * 127.5f;
+    for (size_t q = 0; !s && q < (size_t)cb * hw; q++) ib.data[q] = (cond[3 * hw + q] + 1.0f) * 127.5f;
+    fsd_fuse_params prm;
+    fsd_fuse_params_default(&prm);
+    if (!s) s = fsd_fuse_images(d->residual_method, &prm, &ia, &ib, &f);
+    for (int c = 0; !s && c < 3; c++) {
+        const float *src = f.data + (f.c == 3 ? (size_t)c * hw : 0);
+        float *dst = base + (size_t)c * hw;
+        for (size_t q = 0; q < hw; q++) {
+            float v = src[q] < 0.0f ? 0.0f : src[q] > 255.0f ? 255.0f : src[q];
+            dst[q] = v / 127.5f - 1.0f;
+        }
+    }
+    fsd_image_free(&ia), fsd_image_free(&ib), fsd_image_free(&f);
+    return s;
+}
+
+void fsd_residual_apply(const fsd_diffusion_config *d, const float *base, float *x, size_t n) {
+    const float inv = (float)(1.0 / d->residual_scale);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t q = 0; q < n; q++) {
+        float v = base[q] + x[q] * inv;
+        x[q] = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+    }
 }
 
 /* ---------------------------------------------------------------- files */

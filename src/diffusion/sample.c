@@ -110,14 +110,16 @@ fsd_status fsd_diffusion_sample(const fsd_schedule *s, const fsd_sampler_opts *o
         st = fn(fn_ctx, x, gam, eps, B);
         if (st != FSD_OK) goto done;
 
-        /* x̂₀ = x/√ᾱ - √(1/ᾱ - 1) ε̂, clamped to [-1, 1] (SR3 predict_start_from_noise + clamp_) */
+        /* x̂₀ = x/√ᾱ - √(1/ᾱ - 1) ε̂, clamped to [-1, 1] (SR3 predict_start_from_noise + clamp_);
+         * a scaled residual target has its own range */
+        const double lim = o->x0_clip > 0 ? o->x0_clip : 1.0;
         const double sr = sqrt(1.0 / a), srm1 = sqrt(1.0 / a - 1.0);
         int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > PAR_MIN)
         for (size_t e = 0; e < n; e++) {
             double v = sr * (double)x[e] - srm1 * (double)eps[e];
             bad |= !isfinite(v);
-            x0[e] = (float)(v < -1.0 ? -1.0 : v > 1.0 ? 1.0 : v);
+            x0[e] = (float)(v < -lim ? -lim : v > lim ? lim : v);
         }
         if (bad) {
             st = fsd_fail(FSD_ERR_INTERNAL, "sampler: non-finite value at step %d (level %d)", k, i);

@@ -229,7 +229,7 @@ struct fsd_trainer {
     int b; /* local batch */
     fsd_td_batch batch;
     size_t cap_hw;
-    float *xin, *x_t, *eps, *eps_hat, *d_eps, *src0, *src1;
+    float *xin, *x_t, *eps, *eps_hat, *d_eps, *src0, *src1, *x0r;
     float *gamma, *ctx, *dctx, *synth;
     int *roles;
 };
@@ -242,7 +242,7 @@ fsd_net *fsd_trainer_ema_net(fsd_trainer *t) { return t->ema_net; }
 fsd_clarity *fsd_trainer_ema_clarity(fsd_trainer *t) { return t->ema_cl; }
 
 static void free_bufs(fsd_trainer *t) {
-    float **bufs[] = {&t->xin, &t->x_t, &t->eps, &t->eps_hat, &t->d_eps, &t->src0, &t->src1};
+    float **bufs[] = {&t->xin, &t->x_t, &t->eps, &t->eps_hat, &t->d_eps, &t->src0, &t->src1, &t->x0r};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) fsd_free(*bufs[i]), *bufs[i] = NULL;
 }
 
@@ -330,8 +330,8 @@ static fsd_status ensure_bufs(fsd_trainer *t, size_t hw) {
     size_t b = (size_t)t->b;
     t->xin = zalloc(b * 9 * hw), t->x_t = zalloc(b * 3 * hw), t->eps = zalloc(b * 3 * hw);
     t->eps_hat = zalloc(b * 3 * hw), t->d_eps = zalloc(b * 3 * hw);
-    t->src0 = zalloc(b * 3 * hw), t->src1 = zalloc(b * 3 * hw);
-    if (!t->xin || !t->x_t || !t->eps || !t->eps_hat || !t->d_eps || !t->src0 || !t->src1) {
+    t->src0 = zalloc(b * 3 * hw), t->src1 = zalloc(b * 3 * hw), t->x0r = zalloc(b * 3 * hw);
+    if (!t->xin || !t->x_t || !t->eps || !t->eps_hat || !t->d_eps || !t->src0 || !t->src1 || !t->x0r) {
         free_bufs(t);
         t->cap_hw = 0;
         return fsd_fail(FSD_ERR_NOMEM, "trainer: out of memory for %zu-pixel crops", hw);
@@ -383,10 +383,23 @@ fsd_status fsd_trainer_train_step(fsd_trainer *t, fsd_traindata *td, fsd_train_s
     CK(ensure_bufs(t, hw));
     const uint64_t sample0 = (uint64_t)k * (uint64_t)B + (uint64_t)first;
 
+    /* the diffusion target: the teacher fusion, or the scaled residual over "upsample then fuse" */
+    const float *x0 = t->batch.x0;
+    if (c->diff.residual) {
+        for (int i = 0; i < b; i++) {
+            int pw, ph, ca, cb, ct;
+            fsd_traindata_pair_info(td, t->batch.plan[i].pair, &pw, &ph, &ca, &cb, &ct);
+            float *r = t->x0r + (size_t)i * n3;
+            const float *xi = t->batch.x0 + (size_t)i * n3;
+            CK(fsd_residual_base(&c->diff, t->batch.cond + (size_t)i * 6 * hw, ca, cb, S, S, r));
+            const float sc = (float)c->diff.residual_scale;
+            for (size_t q = 0; q < n3; q++) r[q] = sc * (xi[q] - r[q]);
+        }
+        x0 = t->x0r;
+    }
     /* x_t = γ x0 + √(1-γ²) ε at the SR3 continuous noise level (one draw per global sample) */
     fsd_rng rd = {c->seed, STREAM_DIFFUSION};
-    CK(fsd_diffusion_train_draw(&t->sched, &rd, sample0, b, n3, c->per_sample_t, t->batch.x0, NULL, t->gamma, t->eps,
-                                t->x_t));
+    CK(fsd_diffusion_train_draw(&t->sched, &rd, sample0, b, n3, c->per_sample_t, x0, NULL, t->gamma, t->eps, t->x_t));
     for (int i = 0; i < b; i++) {
         const float *cond = t->batch.cond + (size_t)i * 6 * hw;
         memcpy(t->xin + (size_t)i * 9 * hw, cond, 6 * hw * sizeof(float));
@@ -630,10 +643,16 @@ fsd_status fsd_trainer_validate(fsd_trainer *t, fsd_traindata *val, fsd_train_ba
         fsd_sampler_opts so;
         fsd_sampler_opts_default(&so);
         so.kind = FSD_SAMPLER_DDIM, so.levels = levels, so.K = c->val_steps, so.seed = (uint64_t)pair;
+        if (c->diff.residual) so.x0_clip = c->diff.residual_scale;
         s = fsd_diffusion_sample(&t->sched, &so, val_denoise, &vc, x, 1, 3 * hw);
         if (s) break;
         int ca, cb, ct, pw, ph;
         fsd_traindata_pair_info(val, pair, &pw, &ph, &ca, &cb, &ct);
+        if (c->diff.residual) { /* pa is free until the baseline below */
+            s = fsd_residual_base(&c->diff, vb.cond, ca, cb, w, h, pa);
+            if (s) break;
+            fsd_residual_apply(&c->diff, pa, x, 3 * hw);
+        }
         for (size_t i = 0; i < 3 * hw; i++) pa[i] = (vb.cond[i] + 1) * 127.5f, pb[i] = (vb.cond[3 * hw + i] + 1) * 127.5f;
         s = baseline(bctx, pa, ca, pb, cb, w, h, base);
         if (s) break;

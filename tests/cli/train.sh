@@ -80,6 +80,18 @@ err=$("$B" train "${A[@]}" --out "$T/d" --init "$T/a/train.csv" 2>&1); rc=$?
 check "--init with a non-model file: refused" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 ]]'
 "$B" train "${A[@]}" --out "$T/e" --init "$T/a/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
 check "--init from a trained model: runs" '[[ $rc -eq 0 && -s "$T/e/model.safetensors" ]]'
+# residual target: trains (with validation, which adds the base back), the model says so, fuse uses it
+"$B" train "${A[@]}" --out "$T/r" --init "$T/a/model.safetensors" --target residual --residual-scale 3 --steps 3 \
+     --val-every 3 2>/dev/null; rc=$?
+meta=$("$B" info "$T/r/model.safetensors" 2>&1)
+check "--target residual: runs, validates, stores target/method/scale" \
+      '[[ $rc -eq 0 && $(tail -n +2 "$T/r/val.csv" | wc -l) -eq 1 && "$meta" == *residual_scale*3* && "$meta" == *residual_method*gff* ]]'
+ir=$(ls "$T/data/med/val/mri" | head -1)
+"$B" fuse --model "$T/r/model.safetensors" --ir "$T/data/med/val/mri/$ir" --vi "$T/data/med/val/other/$ir" --scale 2 \
+     --steps 2 -o "$T/r/fused.png" --quiet 2>/dev/null; rc=$?
+check "fuse with the residual model" '[[ $rc -eq 0 && -s "$T/r/fused.png" ]]'
+err=$("$B" train "${A[@]}" --out "$T/c" --target blend 2>&1); rc=$?
+check "--target blend: refused" '[[ $rc -ne 0 && "$err" == *target* ]]'
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
