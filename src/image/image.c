@@ -89,7 +89,7 @@ static fsd_status png_check_chunks(const unsigned char *b, size_t n, const char 
     crc_init();
     *w = *h = 0;
     size_t pos = 8;
-    int first = 1;
+    int first = 1, colour_type = -1, have_plte = 0;
     while (1) {
         if (n - pos < 12)
             return fsd_fail(FSD_ERR_FORMAT, "%s: truncated PNG (file ends after %zu bytes, before the IEND chunk)",
@@ -119,7 +119,12 @@ static fsd_status png_check_chunks(const unsigned char *b, size_t n, const char 
         if (!memcmp(type, "IHDR", 4) && len == 13) {
             *w = be32(type + 4);
             *h = be32(type + 8);
+            colour_type = type[4 + 9];
         }
+        if (!memcmp(type, "PLTE", 4)) have_plte = 1;
+        /* stb only says "not of any known type" for this one: name the missing chunk instead */
+        if (!memcmp(type, "IDAT", 4) && colour_type == 3 && !have_plte)
+            return fsd_fail(FSD_ERR_FORMAT, "%s: corrupt PNG (palette image without a PLTE chunk before its data)", label);
         if (!memcmp(type, "IEND", 4)) return FSD_OK;
         pos += 12 + (size_t)len;
     }
@@ -174,6 +179,30 @@ static fsd_status jpeg_check_markers(const unsigned char *b, size_t n, const cha
             if (pos + 1 >= n) return fsd_fail(FSD_ERR_FORMAT, "%s: truncated JPEG (scan data runs to the end of the file)", label);
         }
     }
+}
+
+/* Binary PNM header (P5/P6): width, height and maxval, each after whitespace and '#' comments, read
+ * the way stb_image reads them. stb 2.27 accumulates the digits in an int without an overflow check
+ * (undefined behaviour for a 10-digit width, found by fuzzing): numbers too large for an image are
+ * refused here, before stb parses them. */
+static fsd_status pnm_check_header(const unsigned char *b, size_t n, const char *label) {
+    static const char *what[3] = {"width", "height", "maximum value"};
+    static const long limit[3] = {1L << 24, 1L << 24, 65535}; /* stb's STBI_MAX_DIMENSIONS; 16 bits */
+    size_t pos = 2;
+    for (int k = 0; k < 3; k++) {
+        for (;;) { /* whitespace, then a comment up to the end of its line, repeated */
+            while (pos < n && (b[pos] == ' ' || (b[pos] >= '\t' && b[pos] <= '\r'))) pos++;
+            if (pos >= n || b[pos] != '#') break;
+            while (pos < n && b[pos] != '\n' && b[pos] != '\r') pos++;
+        }
+        long v = 0;
+        for (; pos < n && b[pos] >= '0' && b[pos] <= '9'; pos++) {
+            v = v * 10 + (b[pos] - '0');
+            if (v > limit[k])
+                return fsd_fail(FSD_ERR_FORMAT, "%s: corrupt PNM (%s above %ld in the header)", label, what[k], limit[k]);
+        }
+    }
+    return FSD_OK;
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -268,6 +297,9 @@ fsd_status fsd_image_load_mem(const unsigned char *buf, size_t n, const char *la
                             (long long)pw * ph, (long long)g_max_pixels);
     } else if (!strcmp(fmt, "JPEG")) {
         fsd_status s = jpeg_check_markers(buf, n, label);
+        if (s) return s;
+    } else if (!strcmp(fmt, "PNM") && (buf[1] == '5' || buf[1] == '6')) {
+        fsd_status s = pnm_check_header(buf, n, label);
         if (s) return s;
     }
 
