@@ -205,6 +205,37 @@ static fsd_status pnm_check_header(const unsigned char *b, size_t n, const char 
     return FSD_OK;
 }
 
+/* Lower bound of the bytes an uncompressed image of w x h needs for its pixels (0 when compressed or
+ * not known): binary PNM (samples of 1 or 2 bytes), BMP without compression (rows padded to 4 bytes),
+ * TGA types 1-3 (a format name of "image" with a working stbi_info can only be TGA: every other
+ * format we build has a signature). */
+static uint64_t uncompressed_bytes(const char *fmt, const unsigned char *b, size_t n, int w, int h) {
+    if (!strcmp(fmt, "PNM") && (b[1] == '5' || b[1] == '6')) {
+        /* the third number of the header is maxval (pnm_check_header has bounded all three) */
+        size_t pos = 2;
+        long v[3] = {0, 0, 0};
+        for (int k = 0; k < 3; k++) {
+            for (;;) {
+                while (pos < n && (b[pos] == ' ' || (b[pos] >= '\t' && b[pos] <= '\r'))) pos++;
+                if (pos >= n || b[pos] != '#') break;
+                while (pos < n && b[pos] != '\n' && b[pos] != '\r') pos++;
+            }
+            for (; pos < n && b[pos] >= '0' && b[pos] <= '9'; pos++) v[k] = v[k] * 10 + (b[pos] - '0');
+        }
+        return (uint64_t)w * h * (b[1] == '6' ? 3 : 1) * (v[2] > 255 ? 2 : 1);
+    }
+    if (!strcmp(fmt, "BMP") && n >= 34) {
+        uint32_t hsz = b[14] | (uint32_t)b[15] << 8 | (uint32_t)b[16] << 16 | (uint32_t)b[17] << 24;
+        unsigned bpp = b[28] | (unsigned)b[29] << 8, comp = b[30] | (unsigned)b[31] << 8;
+        if (hsz < 40 || (comp != 0 && comp != 3) || bpp == 0) return 0;
+        uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4;
+        return row * (uint64_t)(h - 1) + ((uint64_t)w * bpp + 7) / 8;
+    }
+    if (!strcmp(fmt, "image") && n >= 18 && b[2] >= 1 && b[2] <= 3)
+        return (uint64_t)w * h * ((b[16] + 7u) / 8u);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- decoding */
 
 static int64_t g_max_pixels = (int64_t)1 << 28;
@@ -313,6 +344,13 @@ fsd_status fsd_image_load_mem(const unsigned char *buf, size_t n, const char *la
         return fsd_fail(FSD_ERR_NOMEM, "%s: %dx%d = %lld pixels is over the limit of %lld", label, w, h,
                         (long long)w * h, (long long)g_max_pixels);
     if (comp < 1 || comp > 4) return fsd_fail(FSD_ERR_FORMAT, "%s: unsupported channel count %d", label, comp);
+    /* Uncompressed formats store every pixel: a file too short for its header's size is refused here,
+     * before stb allocates the whole image (a 60-byte BMP claiming 16384 x 16384 would otherwise cost
+     * a 768 MiB allocation and a decode of zeros before the overrun is noticed). */
+    uint64_t need = uncompressed_bytes(fmt, buf, n, w, h);
+    if (need > n)
+        return fsd_fail(FSD_ERR_FORMAT, "%s: truncated %s (a %dx%d image needs %llu bytes of pixels, the file has %zu)",
+                        label, fmt, w, h, (unsigned long long)need, n);
 
     ms_reset(&ms);
     int is16 = stbi_is_16_bit_from_callbacks(&k_ms_io, &ms);

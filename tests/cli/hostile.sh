@@ -55,6 +55,8 @@ img "JPEG SOF claiming 65535x65535" "over the limit" huge.jpg
 img "truncated BMP" "truncated BMP" trunc.bmp keep.png
 img "BMP header 100000x100000, no pixels" "over the limit" huge.bmp
 img "16-bit PGM cut short" "truncated PNM" trunc16.pgm
+img "54-byte BMP claiming 16000x16000 (refused before decoding)" "needs 768000000 bytes of pixels" amplify.bmp
+img "35-byte PPM claiming 16000x16000 (refused before decoding)" "needs 768000000 bytes of pixels" amplify.ppm keep.png
 img "text file named .png" "not a readable image" notimage.png
 img "zero-length file" "empty file" empty.png keep.png
 img "a directory as input" "is a directory" . new.png

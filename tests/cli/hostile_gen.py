@@ -75,6 +75,10 @@ b2 = bytearray(bmp[:54])
 b2[18:26] = struct.pack("<ii", 100000, 100000)
 put("huge.bmp", bytes(b2))
 put("trunc16.pgm", b"P5\n64 64\n65535\n" + b"\0" * 100)
+b3 = bytearray(bmp[:54])
+b3[18:26] = struct.pack("<ii", 16000, 16000)                      # under the pixel limit, 768 MB of pixels
+put("amplify.bmp", bytes(b3))
+put("amplify.ppm", b"P6\n16000 16000\n255\n" + b"\0" * 16)
 put("notimage.png", b"this is a text file, not an image\n")
 put("empty.png", b"")
 
