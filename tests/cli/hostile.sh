@@ -80,7 +80,9 @@ hostile "--threads not a number" "not an integer" degrade --threads many --scale
 # ---------------------------------------------------------------- output places
 # read-only folder: root ignores chmod, so use a read-only mount in a private mount namespace when we
 # may (unshare -m); else chmod 555 (non-root) or, as root without unshare, a path under a regular FILE
-if unshare -m true 2>/dev/null; then ro_how=mount; elif [[ $(id -u) -ne 0 ]]; then ro_how=chmod; else ro_how=file; fi
+mkdir -p "$T/mnt"
+if unshare -m sh -c 'mount -t tmpfs -o size=16k none "$1" && mount -o remount,ro "$1"' _ "$T/mnt" 2>/dev/null; then ro_how=mount
+elif [[ $(id -u) -ne 0 ]]; then ro_how=chmod; else ro_how=file; fi
 cases=$((cases+1))
 reset_out
 case $ro_how in
