@@ -30,6 +30,9 @@ typedef struct fsd_pair_set {
  * are read by the caller. */
 fsd_status fsd_pairs_scan(const char *dir, fsd_pair_set *out);
 void fsd_pairs_free(fsd_pair_set *s);
+/* 1 if the file name has an image extension the loader reads (.png .jpg .jpeg .bmp .tga .pgm .ppm
+ * .pnm, case-insensitive), else 0. */
+int fsd_is_image_name(const char *name);
 /* Keeps the first n pairs (n >= 1; no-op when n >= s->n). */
 void fsd_pairs_limit(fsd_pair_set *s, int n);
 /* Keeps every k-th pair (pairs 0, k, 2k, ...; k >= 1): a spread-out subset for quick runs. */

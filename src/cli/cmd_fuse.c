@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "fsdiff/fuse.h"
+#include "fsdiff/pairs.h"
 #include "fsdiff/image.h"
 #include "fsdiff/json.h"
 
@@ -361,15 +362,6 @@ typedef struct entry {
 
 static int cmp_entry(const void *x, const void *y) { return strcmp(((const entry *)x)->stem, ((const entry *)y)->stem); }
 
-static int is_image_name(const char *s) {
-    static const char *ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pgm", ".ppm", ".pnm"};
-    const char *dot = strrchr(s, '.');
-    if (!dot || dot == s) return 0;
-    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
-        if (!strcasecmp(dot, ext[i])) return 1;
-    return 0;
-}
-
 static void entries_free(entry *e, int n) {
     for (int i = 0; i < n; i++) free(e[i].stem), free(e[i].file);
     free(e);
@@ -384,7 +376,7 @@ static int list_images(const char *dir, entry **out, int *n_out) {
     int n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !is_image_name(e->d_name)) continue;
+        if (e->d_name[0] == '.' || !fsd_is_image_name(e->d_name)) continue;
         char p[PATH_MAX];
         struct stat st;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);

@@ -518,6 +518,15 @@ static int run_training(opts *o, fsd_train_config *cfg, const fsd_train_comm *co
     const int64_t start = fsd_trainer_step(t);
     int64_t end = cfg->steps;
     if (o->max_now > 0 && start + o->max_now < end) end = start + o->max_now;
+    if (start >= end) { /* e.g. --resume of a finished run: nothing to train, refresh the picture */
+        if (root) {
+            if (train_draw_curves(o->out)) fsd_log(FSD_LOG_WARN, "train: loss curve not drawn: %s", fsd_error_message());
+            fsd_log(FSD_LOG_INFO, "train: already at step %lld of %lld; raise --steps to continue", (long long)start,
+                    (long long)cfg->steps);
+        }
+        rc = 0;
+        goto done;
+    }
     if (root) {
         const fsd_params *pn = fsd_net_params(fsd_trainer_net(t)), *pc = fsd_clarity_params(fsd_trainer_clarity(t));
         fsd_log(FSD_LOG_INFO, "train: %s; %.2f M + %.2f M (clarity) parameters; %d training pairs from %d sets%s; batch %d%s%s",

@@ -19,6 +19,8 @@ int cmd_teacher(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_fuse(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 static const fsd_command k_commands[] = {
     {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
@@ -28,6 +30,8 @@ static const fsd_command k_commands[] = {
     {"teacher", "fused HR targets for every pair of a data directory (cached)", cmd_teacher},
     {"fuse", "fuse + super-resolve a pair (or folders of pairs) with a trained FS-Diff model", cmd_fuse},
     {"train", "train the FS-Diff network and clarity encoder (resumable checkpoints, EMA, validation)", cmd_train},
+    {"export", "rewrite a model for shipping: fp16, recommended sampler/steps in its metadata", cmd_export},
+    {"bench", "quality vs sampler steps of a model (steps.csv, steps.png, the fewest good steps)", cmd_bench},
     {"eval", "evaluate methods on a folder of pairs: results.csv, summary.md, report.html", cmd_eval},
     {NULL, NULL, NULL} /* end */
 };

@@ -35,7 +35,7 @@ static int names_push(names *l, const char *s) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int is_image_name(const char *s) {
+int fsd_is_image_name(const char *s) {
     static const char *ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pgm", ".ppm", ".pnm"};
     const char *dot = strrchr(s, '.');
     if (!dot || dot == s) return 0;
@@ -66,7 +66,7 @@ static fsd_status list_dir(const char *dir, int want_dirs, names *out) {
         struct stat st;
         if (!p) s = fsd_fail(FSD_ERR_NOMEM, "out of memory");
         else if (stat(p, &st) == 0 &&
-                 (want_dirs ? S_ISDIR(st.st_mode) : (S_ISREG(st.st_mode) && is_image_name(e->d_name))) &&
+                 (want_dirs ? S_ISDIR(st.st_mode) : (S_ISREG(st.st_mode) && fsd_is_image_name(e->d_name))) &&
                  names_push(out, e->d_name))
             s = fsd_fail(FSD_ERR_NOMEM, "out of memory");
         free(p);

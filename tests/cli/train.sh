@@ -42,6 +42,16 @@ check "val.csv: rows at steps 6 and 12" '[[ "$(cut -d, -f1 "$T/a/val.csv" | tr "
 out=$("$B" info "$T/a/model.safetensors" 2>&1); rc=$?
 check "model.safetensors is a readable model file (info)" '[[ $rc -eq 0 && "$out" == *clarity* ]]'
 
+# export: fp16 model file with the recommended sampler in its metadata
+"$B" export --model "$T/a/model.safetensors" -o "$T/a16.safetensors" --sampler dpmpp2m --steps 7 --quiet; rc=$?
+out=$("$B" info "$T/a16.safetensors" 2>&1)
+s32=$(stat -c %s "$T/a/model.safetensors"); s16=$(stat -c %s "$T/a16.safetensors")
+check "export f16: exit 0, about half the size ($s16 of $s32 bytes), sampler/steps stored" '[[ $rc -eq 0 && $((s16 * 10)) -lt $((s32 * 6)) && "$out" == *'"'"'"sampler":"dpmpp2m","steps":7'"'"'* ]]'
+err=$("$B" export --model "$T/a/model.safetensors" -o "$T/bad.safetensors" --dtype f8 2>&1); rc=$?
+check "export: bad dtype refused, nothing written" '[[ $rc -ne 0 && "$err" == *dtype* && ! -e "$T/bad.safetensors" ]]'
+err=$("$B" export --model "$T/a/model.safetensors" -o "$T/bad.safetensors" --steps 5000 2>&1); rc=$?
+check "export: steps > T refused" '[[ $rc -ne 0 && "$err" == *steps* && ! -e "$T/bad.safetensors" ]]'
+
 # bit-exact resume: 5 steps, stop, resume to 12
 "$B" train "${A[@]}" --out "$T/b" --max-steps-now 5 2>/dev/null; rc1=$?
 "$B" train --resume --out "$T/b" --quiet 2>/dev/null; rc2=$?
