@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #ifdef FSD_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -189,6 +190,27 @@ static fsd_status truncate_csv(const char *path, int64_t step) {
     s = fsd_write_file_atomic(path, out, o);
     fsd_free(out), fsd_free(data);
     return s;
+}
+
+/* A kill during an atomic write leaves its temp file (NAME.tmpXXXXXX, fsd_atomic_open) in the run
+ * folder: a checkpoint-sized one per crash. The next run removes those of the files it owns. */
+static void remove_stale_temps(const char *run) {
+    static const char *own[] = {"checkpoint.safetensors", "model.safetensors", "best.safetensors", "run.json",
+                                "train.csv", "val.csv", "loss-curve.png"};
+    DIR *d = opendir(run);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        for (size_t k = 0; k < sizeof own / sizeof *own; k++) {
+            size_t L = strlen(own[k]);
+            if (strncmp(e->d_name, own[k], L) || strncmp(e->d_name + L, ".tmp", 4) || strlen(e->d_name + L + 4) != 6)
+                continue;
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", run, e->d_name);
+            if (!unlink(p)) fsd_log(FSD_LOG_INFO, "train: removed %s (left by an interrupted write)", p);
+        }
+    }
+    closedir(d);
 }
 
 /* ---------------------------------------------------------------- validation baseline */
@@ -438,7 +460,6 @@ static int teacher_method_of(const char *dir, base_ctx *bc) {
 
 static int run_training(opts *o, fsd_train_config *cfg, const fsd_train_comm *comm) {
     const int root = comm->rank == 0;
-    if (root && mkdir(o->out, 0777) != 0 && errno != EEXIST) return cli_error("train: cannot create %s: %s", o->out, strerror(errno));
     if (!is_dir(o->data)) return cli_error("train: --data %s is not a directory", o->data);
     char **tr = NULL, **va = NULL;
     int ntr = find_splits(o->data, "train", &tr), nva = find_splits(o->data, "val", &va);
@@ -460,6 +481,12 @@ static int run_training(opts *o, fsd_train_config *cfg, const fsd_train_comm *co
     /* weights first (a bad --init or checkpoint fails before the slow data work) */
     if (fsd_trainer_create(&t, cfg, o->init, comm)) { rc = cli_lib_error(); goto done; }
     if (o->resume && fsd_trainer_load_checkpoint(t, ckpt)) { rc = cli_lib_error(); goto done; }
+    /* the run folder only once the inputs were accepted: a refused run leaves nothing behind */
+    if (root && mkdir(o->out, 0777) != 0 && errno != EEXIST) {
+        rc = cli_error("train: cannot create %s: %s", o->out, strerror(errno));
+        goto done;
+    }
+    if (root) remove_stale_temps(o->out);
     if (root && (rc = ensure_teacher(o, comm->rank)) != 0) goto done;
 #ifdef FSD_HAVE_MPI
     if (comm->size > 1) MPI_Barrier(MPI_COMM_WORLD);

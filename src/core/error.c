@@ -3,14 +3,23 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char g_msg[1024];
 
 fsd_status fsd_fail(fsd_status code, const char *fmt, ...) {
+    /* Format into a local buffer first: callers may pass fsd_error_message() itself as an argument
+     * (prefixing a lower layer's message), and vsnprintf must not read the buffer it writes. */
+    char tmp[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    /* One line, always: names from hostile files (chunk types, JSON keys, tensor names, paths) may
+     * hold newlines or other control bytes; the CLI prints the message as its single error line. */
+    for (char *p = tmp; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    memcpy(g_msg, tmp, sizeof g_msg);
     return code;
 }
 

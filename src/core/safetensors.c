@@ -115,7 +115,19 @@ static fsd_status parse_header(fsd_safetensors *st, const unsigned char *file, s
     /* the header may be padded with trailing spaces (allowed by the format) */
     fsd_json root;
     fsd_status s = fsd_json_parse(hdr, (size_t)hl, label, &root);
-    if (s) return s;
+    if (s) {
+        /* A lying length that still lies inside the file cuts the JSON short or runs into the tensor
+         * bytes: either way the header, less its space padding, does not end with the object's '}'. */
+        size_t last = (size_t)hl - 1;
+        while (last > 0 && (hdr[last] == ' ' || hdr[last] == '\t' || hdr[last] == '\n' || hdr[last] == '\r')) last--;
+        if (hdr[last] != '}') {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", fsd_error_message());
+            return fsd_fail(s, "%s (the %llu-byte header does not end with '}': a wrong header length?)", msg,
+                            (unsigned long long)hl);
+        }
+        return s;
+    }
     if (root.type != FSD_JSON_OBJECT) {
         fsd_json_free(&root);
         return fsd_fail(FSD_ERR_FORMAT, "%s: safetensors header is not a JSON object", label);

@@ -119,7 +119,11 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
         if (s && s != FSD_ERR_FORMAT) s = relabel(label, k);
     }
     fsd_json_free(&j);
-    if (!s) s = fsd_diffusion_config_validate(c);
+    if (!s && (s = fsd_diffusion_config_validate(c)) != FSD_OK) {
+        char msg[512]; /* name the file: "M.safetensors: diffusion config: steps = ..." */
+        snprintf(msg, sizeof msg, "%s", fsd_error_message());
+        s = fsd_fail(s, "%s: %s", label, msg);
+    }
     return s;
 }
 

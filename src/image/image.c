@@ -89,7 +89,7 @@ static fsd_status png_check_chunks(const unsigned char *b, size_t n, const char 
     crc_init();
     *w = *h = 0;
     size_t pos = 8;
-    int first = 1;
+    int first = 1, colour_type = -1, have_plte = 0;
     while (1) {
         if (n - pos < 12)
             return fsd_fail(FSD_ERR_FORMAT, "%s: truncated PNG (file ends after %zu bytes, before the IEND chunk)",
@@ -119,7 +119,12 @@ static fsd_status png_check_chunks(const unsigned char *b, size_t n, const char 
         if (!memcmp(type, "IHDR", 4) && len == 13) {
             *w = be32(type + 4);
             *h = be32(type + 8);
+            colour_type = type[4 + 9];
         }
+        if (!memcmp(type, "PLTE", 4)) have_plte = 1;
+        /* stb only says "not of any known type" for this one: name the missing chunk instead */
+        if (!memcmp(type, "IDAT", 4) && colour_type == 3 && !have_plte)
+            return fsd_fail(FSD_ERR_FORMAT, "%s: corrupt PNG (palette image without a PLTE chunk before its data)", label);
         if (!memcmp(type, "IEND", 4)) return FSD_OK;
         pos += 12 + (size_t)len;
     }
@@ -174,6 +179,61 @@ static fsd_status jpeg_check_markers(const unsigned char *b, size_t n, const cha
             if (pos + 1 >= n) return fsd_fail(FSD_ERR_FORMAT, "%s: truncated JPEG (scan data runs to the end of the file)", label);
         }
     }
+}
+
+/* Binary PNM header (P5/P6): width, height and maxval, each after whitespace and '#' comments, read
+ * the way stb_image reads them. stb 2.27 accumulates the digits in an int without an overflow check
+ * (undefined behaviour for a 10-digit width, found by fuzzing): numbers too large for an image are
+ * refused here, before stb parses them. */
+static fsd_status pnm_check_header(const unsigned char *b, size_t n, const char *label) {
+    static const char *what[3] = {"width", "height", "maximum value"};
+    static const long limit[3] = {1L << 24, 1L << 24, 65535}; /* stb's STBI_MAX_DIMENSIONS; 16 bits */
+    size_t pos = 2;
+    for (int k = 0; k < 3; k++) {
+        for (;;) { /* whitespace, then a comment up to the end of its line, repeated */
+            while (pos < n && (b[pos] == ' ' || (b[pos] >= '\t' && b[pos] <= '\r'))) pos++;
+            if (pos >= n || b[pos] != '#') break;
+            while (pos < n && b[pos] != '\n' && b[pos] != '\r') pos++;
+        }
+        long v = 0;
+        for (; pos < n && b[pos] >= '0' && b[pos] <= '9'; pos++) {
+            v = v * 10 + (b[pos] - '0');
+            if (v > limit[k])
+                return fsd_fail(FSD_ERR_FORMAT, "%s: corrupt PNM (%s above %ld in the header)", label, what[k], limit[k]);
+        }
+    }
+    return FSD_OK;
+}
+
+/* Lower bound of the bytes an uncompressed image of w x h needs for its pixels (0 when compressed or
+ * not known): binary PNM (samples of 1 or 2 bytes), BMP without compression (rows padded to 4 bytes),
+ * TGA types 1-3 (a format name of "image" with a working stbi_info can only be TGA: every other
+ * format we build has a signature). */
+static uint64_t uncompressed_bytes(const char *fmt, const unsigned char *b, size_t n, int w, int h) {
+    if (!strcmp(fmt, "PNM") && (b[1] == '5' || b[1] == '6')) {
+        /* the third number of the header is maxval (pnm_check_header has bounded all three) */
+        size_t pos = 2;
+        long v[3] = {0, 0, 0};
+        for (int k = 0; k < 3; k++) {
+            for (;;) {
+                while (pos < n && (b[pos] == ' ' || (b[pos] >= '\t' && b[pos] <= '\r'))) pos++;
+                if (pos >= n || b[pos] != '#') break;
+                while (pos < n && b[pos] != '\n' && b[pos] != '\r') pos++;
+            }
+            for (; pos < n && b[pos] >= '0' && b[pos] <= '9'; pos++) v[k] = v[k] * 10 + (b[pos] - '0');
+        }
+        return (uint64_t)w * h * (b[1] == '6' ? 3 : 1) * (v[2] > 255 ? 2 : 1);
+    }
+    if (!strcmp(fmt, "BMP") && n >= 34) {
+        uint32_t hsz = b[14] | (uint32_t)b[15] << 8 | (uint32_t)b[16] << 16 | (uint32_t)b[17] << 24;
+        unsigned bpp = b[28] | (unsigned)b[29] << 8, comp = b[30] | (unsigned)b[31] << 8;
+        if (hsz < 40 || (comp != 0 && comp != 3) || bpp == 0) return 0;
+        uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4;
+        return row * (uint64_t)(h - 1) + ((uint64_t)w * bpp + 7) / 8;
+    }
+    if (!strcmp(fmt, "image") && n >= 18 && b[2] >= 1 && b[2] <= 3)
+        return (uint64_t)w * h * ((b[16] + 7u) / 8u);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -269,6 +329,9 @@ fsd_status fsd_image_load_mem(const unsigned char *buf, size_t n, const char *la
     } else if (!strcmp(fmt, "JPEG")) {
         fsd_status s = jpeg_check_markers(buf, n, label);
         if (s) return s;
+    } else if (!strcmp(fmt, "PNM") && (buf[1] == '5' || buf[1] == '6')) {
+        fsd_status s = pnm_check_header(buf, n, label);
+        if (s) return s;
     }
 
     /* Header only: size and channel count, validated before any pixel memory is allocated. */
@@ -281,6 +344,13 @@ fsd_status fsd_image_load_mem(const unsigned char *buf, size_t n, const char *la
         return fsd_fail(FSD_ERR_NOMEM, "%s: %dx%d = %lld pixels is over the limit of %lld", label, w, h,
                         (long long)w * h, (long long)g_max_pixels);
     if (comp < 1 || comp > 4) return fsd_fail(FSD_ERR_FORMAT, "%s: unsupported channel count %d", label, comp);
+    /* Uncompressed formats store every pixel: a file too short for its header's size is refused here,
+     * before stb allocates the whole image (a 60-byte BMP claiming 16384 x 16384 would otherwise cost
+     * a 768 MiB allocation and a decode of zeros before the overrun is noticed). */
+    uint64_t need = uncompressed_bytes(fmt, buf, n, w, h);
+    if (need > n)
+        return fsd_fail(FSD_ERR_FORMAT, "%s: truncated %s (a %dx%d image needs %llu bytes of pixels, the file has %zu)",
+                        label, fmt, w, h, (unsigned long long)need, n);
 
     ms_reset(&ms);
     int is16 = stbi_is_16_bit_from_callbacks(&k_ms_io, &ms);

@@ -122,7 +122,11 @@ fsd_status fsd_clarity_config_from_json(fsd_clarity_config *c, const char *text,
         } else s = fsd_fail(FSD_ERR_FORMAT, "%s: unknown clarity config key '%s'", label, k);
     }
     fsd_json_free(&j);
-    if (!s) s = fsd_clarity_config_validate(c);
+    if (!s && (s = fsd_clarity_config_validate(c)) != FSD_OK) {
+        char msg[512]; /* name the file, as the network config does */
+        snprintf(msg, sizeof msg, "%s", fsd_error_message());
+        s = fsd_fail(s, "%s: %s", label, msg);
+    }
     return s;
 }
 

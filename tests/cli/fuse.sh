@@ -51,6 +51,14 @@ check "--a/--b aliases, --quiet prints nothing" '[[ $rc -eq 0 && -z "$err" ]]'
 check "same seed, 1 thread vs default: identical files" 'cmp -s "$T/a.png" "$T/a1.png"'
 "$B" fuse --quiet --model "$M" --ir "$T/mri.png" --vi "$T/pet.png" --scale 2 --steps 3 --seed 6 -o "$T/a2.png"
 check "another seed: a different image" '[[ -s "$T/a.png" && -s "$T/a2.png" ]] && ! cmp -s "$T/a.png" "$T/a2.png"'
+# determinism with fresh noise at every step (ddpm) and tiling: same seed -> the same bytes across runs
+# and across --threads 1, 2 and 3
+for th in 1 2 3 2; do
+  "$B" fuse --quiet --model "$M" --ir "$T/mri.png" --vi "$T/pet.png" --scale 2 --sampler ddpm --steps 3 --tile 16 \
+    --overlap 4 --seed 9 --threads $th -o "$T/d$th.png" && [[ -e "$T/d$th.png" ]] && cp "$T/d$th.png" "$T/d${th}_$RANDOM.png"
+done
+check "ddpm + 3x3 tiles, seed 9: bit-identical across runs and --threads 1/2/3" \
+  '[[ $(ls "$T"/d[123]_*.png | wc -l) -eq 4 && $(md5sum "$T"/d[123]_*.png | cut -d" " -f1 | sort -u | wc -l) -eq 1 ]]'
 "$B" fuse --quiet --model "$M" --ir "$T/mri_ct.png" --vi "$T/ct.png" --scale 2 --steps 2 -o "$T/g.png"
 res=$("$PY" -c "from PIL import Image; im = Image.open('$T/g.png'); print(im.mode, im.size)")
 check "grey + grey gives a grey output ($res)" '[[ "$res" == "L (32, 32)" ]]'
