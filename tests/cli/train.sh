@@ -12,15 +12,8 @@ T=$(mktemp -d /tmp/fsd_cli_train_XXXXXX); trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=2
 
 # mini data root: med/train 4 pairs, med/val 2 pairs (links, nothing copied)
-for split in train val; do
-  n=4; [[ $split == val ]] && n=2
-  mkdir -p "$T/data/med/$split/mri" "$T/data/med/$split/other"
-  for f in $(ls "$D/med/$split/mri" | head -$n); do
-    ln -s "$D/med/$split/mri/$f" "$T/data/med/$split/mri/$f"
-    ln -s "$D/med/$split/other/$f" "$T/data/med/$split/other/$f"
-  done
-done
-[[ $(ls "$T/data/med/train/mri" | wc -l) -eq 4 ]] || { echo "FAIL  data images not found under $D"; exit 1; }
+source "$(dirname "$0")/mini_data.bash"
+mini_data "$T/data" 4 2
 
 out=$("$B" train --help); rc=$?
 check "--help: exit 0, documents resume and the schedule" '[[ $rc -eq 0 && "$out" == *--resume* && "$out" == *--ckpt-every* && "$out" == *--val-every* ]]'

@@ -17,15 +17,8 @@ trap cleanup EXIT
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 # mini data root: med/train 4 pairs, med/val 2 pairs (links, nothing copied)
-for split in train val; do
-  n=4; [[ $split == val ]] && n=2
-  mkdir -p "$T/data/med/$split/mri" "$T/data/med/$split/other"
-  for f in $(ls "$D/med/$split/mri" | head -$n); do
-    ln -s "$D/med/$split/mri/$f" "$T/data/med/$split/mri/$f"
-    ln -s "$D/med/$split/other/$f" "$T/data/med/$split/other/$f"
-  done
-done
-[[ $(ls "$T/data/med/train/mri" | wc -l) -eq 4 ]] || { echo "FAIL  data images not found under $D"; exit 1; }
+source "$(dirname "$0")/mini_data.bash"
+mini_data "$T/data" 4 2
 
 A=(--data "$T/data" --teacher "$T/teacher" --preset tiny --crops 32 --scales 2,4 --steps 16 --warmup 4
    --ckpt-every 4 --log-every 2 --val-every 8 --val-pairs 2 --val-steps 3 --val-crop 64 --seed 5 --quiet)
