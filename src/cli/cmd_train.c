@@ -213,6 +213,23 @@ static void remove_stale_temps(const char *run) {
     closedir(d);
 }
 
+/* --init from a residual model continues as one unless --target/--residual-scale say otherwise:
+ * its weights only make sense with the target they were trained for. */
+static fsd_status inherit_target(const char *path, fsd_diffusion_config *d) {
+    fsd_safetensors st;
+    fsd_status s = fsd_st_open(&st, path);
+    if (s) return s;
+    const char *dj = fsd_st_meta_get(&st, FSD_DIFFUSION_META_KEY);
+    fsd_diffusion_config f;
+    if (dj && !(s = fsd_diffusion_config_from_json(&f, dj, strlen(dj), path)) && f.residual) {
+        d->residual = 1, d->residual_method = f.residual_method, d->residual_scale = f.residual_scale;
+        fsd_log(FSD_LOG_INFO, "train: --init model has a residual target (%s, scale %g): continuing with it",
+                fsd_fuse_method_name(f.residual_method), f.residual_scale);
+    }
+    fsd_st_close(&st);
+    return s;
+}
+
 /* ---------------------------------------------------------------- validation baseline */
 typedef struct base_ctx {
     fsd_fuse_method method;
@@ -332,7 +349,7 @@ int cmd_train(int argc, char **argv) {
         cfg.data.align = 1 << (cfg.net.n_mults - 1);
         if (cfg.data.align < 8) cfg.data.align = 8;
     }
-    int data_seed_set = 0;
+    int data_seed_set = 0, target_set = 0;
     for (int i = 1; i < argc; i++) {
         int c = cli_common_option(argc, argv, &i);
         if (c < 0) return 1;
@@ -376,10 +393,11 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--beta-end")) { NEEDV; if (cli_parse_double(a, v, 1e-12, 0.999, &d)) return 1; cfg.diff.beta_end = d; }
         else if (!strcmp(a, "--target")) {
             NEEDV;
+            target_set = 1;
             if (!strcmp(v, "image")) cfg.diff.residual = 0;
             else if (!strcmp(v, "residual")) cfg.diff.residual = 1;
             else return cli_error("--target: expected image or residual, got '%s'", v);
-        } else if (!strcmp(a, "--residual-scale")) { NEEDV; if (cli_parse_double(a, v, 0.01, 100, &d)) return 1; cfg.diff.residual_scale = d; }
+        } else if (!strcmp(a, "--residual-scale")) { NEEDV; target_set = 1; if (cli_parse_double(a, v, 0.01, 100, &d)) return 1; cfg.diff.residual_scale = d; }
         else if (!strcmp(a, "--sample-steps")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000, &n)) return 1; cfg.diff.steps = (int)n; }
         else if (!strcmp(a, "--ckpt-every")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000000L, &n)) return 1; cfg.ckpt_every = n; }
         else if (!strcmp(a, "--log-every")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000000L, &n)) return 1; cfg.log_every = n; }
@@ -400,6 +418,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.resume && !data_seed_set) cfg.data.seed = cfg.seed;
     if (fsd_fuse_method_parse(o.teacher_method, &cfg.diff.residual_method)) return cli_lib_error();
     if (o.resume && o.init) return cli_error("train: --init starts a new run; it cannot be used with --resume");
+    if (o.init && !target_set && inherit_target(o.init, &cfg.diff)) return cli_lib_error();
     if (o.resume) read_run_json(o.out, o.data, sizeof o.data, o.teacher, sizeof o.teacher);
     if (!*o.data) return cli_error("train: --data DIR is required (a data root with <set>/train folders)");
     if (!*o.teacher) snprintf(o.teacher, sizeof o.teacher, "%s/teacher", o.out);

@@ -85,6 +85,9 @@ ir=$(ls "$T/data/med/val/mri" | head -1)
 "$B" fuse --model "$T/r/model.safetensors" --ir "$T/r/a.png" --vi "$T/r/b.png" --scale 2 --steps 2 -o "$T/r/fused.png" \
      --quiet 2>/dev/null; rc=$?
 check "fuse with the residual model" '[[ $rc -eq 0 && -s "$T/r/fused.png" ]]'
+"$B" train "${A[@]}" --out "$T/r2" --init "$T/r/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
+meta=$("$B" info "$T/r2/model.safetensors" 2>&1)
+check "--init from a residual model keeps its target and scale" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_scale":3'"'"'* ]]'
 err=$("$B" train "${A[@]}" --out "$T/c" --target blend 2>&1); rc=$?
 check "--target blend: refused" '[[ $rc -ne 0 && "$err" == *target* ]]'
 
