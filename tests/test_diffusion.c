@@ -352,6 +352,70 @@ static void ddim_eta1_equals_ddpm(void) {
     fsd_schedule_free(&s);
 }
 
+/* v-prediction: the toy's exact v = γ ε - σ x0 = (ε - σ x) / γ (double, from the toy's ε formula). The
+ * sampler reading v̂ must land where it lands reading ε̂, for every kind; the v target inverts to x0 and ε. */
+static fsd_status toy_v(void *ctx, const float *x, const float *gamma, float *v, int B) {
+    toy *t = ctx;
+    t->calls++;
+    for (int b = 0; b < B; b++) {
+        double g = gamma[b], sig2 = 1.0 - g * g, den = g * g * t->s * t->s + sig2, sig = sqrt(sig2);
+        for (size_t e = 0; e < t->nps; e++) {
+            size_t q = (size_t)b * t->nps + e;
+            double eps = sig * ((double)x[q] - g * (double)t->mu[e]) / den;
+            v[q] = (float)((eps - sig * (double)x[q]) / g);
+        }
+    }
+    return FSD_OK;
+}
+
+static void v_prediction(void) {
+    fsd_schedule s;
+    fsd_schedule_init(&s, FSD_BETA_LINEAR, 200, 1e-4, 0.05);
+    const int B = 2, nps = 96;
+    float *mu = tu_zeros(nps), *a = tu_zeros(B * nps), *b = tu_zeros(B * nps);
+    tu_fill_uniform(mu, nps, 5, 0.5f);
+    toy tm = {mu, 0.5, nps, 0, -1, -1};
+    int lv[10];
+    const fsd_sampler_kind kinds[3] = {FSD_SAMPLER_DDPM, FSD_SAMPLER_DDIM, FSD_SAMPLER_DPMPP2M};
+    for (int q = 0; q < 3; q++)
+        for (int K = 1; K <= 10; K += 9) {
+            fsd_diffusion_levels(200, K, FSD_SPACING_LINSPACE, lv);
+            fsd_sampler_opts o;
+            fsd_sampler_opts_default(&o);
+            o.kind = kinds[q], o.levels = lv, o.K = K, o.eta = 0.5, o.seed = 11;
+            fsd_status r1 = fsd_diffusion_sample(&s, &o, toy_eps, &tm, a, B, nps);
+            o.prediction = FSD_PRED_V;
+            fsd_status r2 = fsd_diffusion_sample(&s, &o, toy_v, &tm, b, B, nps);
+            char w[160];
+            snprintf(w, sizeof w, "%s, %d steps: reading v-hat = reading eps-hat (%s)", fsd_sampler_name(kinds[q]), K,
+                     r1 || r2 ? fsd_error_message() : "ok");
+            tu_check(r1 == FSD_OK && r2 == FSD_OK, "%s", w);
+            tu_check_close(w, b, a, B * nps, 1e-4);
+        }
+    /* the training target: γ x_t - σ v = x0 and σ x_t + γ v = ε */
+    const size_t n = (size_t)B * nps;
+    float *x0 = tu_zeros(n), *eps = tu_zeros(n), *xt = tu_zeros(n), *v = tu_zeros(n), *r0 = tu_zeros(n), *re = tu_zeros(n);
+    float gam[2];
+    tu_fill_uniform(x0, n, 3, 1.0f);
+    fsd_rng rng = {5, 3};
+    fsd_diffusion_train_draw(&s, &rng, 40, B, nps, 1, x0, NULL, gam, eps, xt);
+    memcpy(v, eps, n * sizeof(float));
+    fsd_diffusion_v_target(B, nps, gam, x0, v);
+    for (size_t e = 0; e < n; e++) {
+        double g = gam[e / nps], sg = sqrt(1.0 - g * g);
+        r0[e] = (float)(g * xt[e] - sg * v[e]), re[e] = (float)(sg * xt[e] + g * v[e]);
+    }
+    tu_check_close("v target: gamma x_t - sigma v = x0", r0, x0, n, 1e-5);
+    tu_check_close("v target: sigma x_t + gamma v = eps", re, eps, n, 1e-5);
+    fsd_prediction p;
+    tu_check(fsd_prediction_parse("v", &p) == FSD_OK && p == FSD_PRED_V && !strcmp(fsd_prediction_name(FSD_PRED_EPS), "eps") &&
+                 fsd_prediction_parse("x0", &p) != FSD_OK,
+             "prediction names: eps, v; x0 refused (%s)", fsd_error_message());
+    fsd_free(mu), fsd_free(a), fsd_free(b), fsd_free(x0), fsd_free(eps), fsd_free(xt), fsd_free(v), fsd_free(r0),
+        fsd_free(re);
+    fsd_schedule_free(&s);
+}
+
 static void stats_of(const float *x, const float *mu, double sdv, int B, int nps, double *mean, double *sd) {
     double s1 = 0, s2 = 0;
     for (int b = 0; b < B; b++)
@@ -579,6 +643,7 @@ int main(void) {
     train_cases();
     sample_cases();
     ddim_eta1_equals_ddpm();
+    v_prediction();
     statistics_and_accuracy();
     thread_independence();
     frames_and_recorder();

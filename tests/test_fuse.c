@@ -457,9 +457,11 @@ static fsd_status res_denoise(void *c, const float *x_t, const float *gamma, flo
     return fsd_net_forward(r->net, r->in, gamma, r->ctx, eps, B, r->h, r->w, 0, 0, 0);
 }
 
-static void residual_tests(const fsd_model *m0) {
+/* pred: the network's output read as ε̂ or v̂ (the same random network: only the plumbing is tested) */
+static void residual_tests(const fsd_model *m0, fsd_prediction pred) {
     fsd_model m = *m0;
-    m.diff.residual = 1, m.diff.residual_scale = 4.0, m.diff.residual_method = FSD_FUSE_GFF;
+    m.diff.residual = 1, m.diff.residual_scale = 4.0, m.diff.residual_method = FSD_FUSE_GFF, m.diff.prediction = pred;
+    const char *pn = fsd_prediction_name(pred);
     const int W = 64, H = 48;
     fsd_image a = pattern(32, 24, 1, 0), b = pattern(32, 24, 3, 5), out = {0};
     const fsd_net_config *nc = fsd_net_cfg(m.net);
@@ -494,6 +496,7 @@ static void residual_tests(const fsd_model *m0) {
     fsd_sampler_opts so;
     fsd_sampler_opts_default(&so);
     so.kind = info.sampler, so.levels = levels, so.K = info.steps, so.eta = info.eta, so.seed = 7, so.x0_clip = 4.0;
+    so.prediction = pred;
     if (!s) s = fsd_diffusion_sample(&sch, &so, res_denoise, &rd, x, 1, 3 * hw);
     double md = 0, moved = 0, clamped = 0;
     for (size_t q = 0; !s && q < 3 * hw; q++) {
@@ -506,17 +509,22 @@ static void residual_tests(const fsd_model *m0) {
         moved += fabs((v + 1) * 127.5 - bq) / (3.0 * hw);
         clamped += fabs(x[q]) > 1.0; /* |x| > 1: a clamp at ±1 would have changed this value */
     }
-    tu_check(s == FSD_OK && md <= 1e-3, "residual fuse = clamp(gff(cond) + x/4), x sampled with x0 clamp 4: max |diff| %.2g "
-             "grey levels (limit 1e-3; mean move from the base %.1f, %g values beyond +-1 before scaling)", md, moved,
-             clamped);
-    tu_check(clamped > 0, "the x0 clamp at 4 was exercised (%g values with |x| > 1)", clamped);
+    tu_check(s == FSD_OK && md <= 1e-3, "%s: residual fuse = clamp(gff(cond) + x/4), x sampled with x0 clamp 4: max |diff| "
+             "%.2g grey levels (limit 1e-3; mean move from the base %.1f, %g values beyond +-1 before scaling)", pn, md,
+             moved, clamped);
+    tu_check(clamped > 0, "%s: the x0 clamp at 4 was exercised (%g values with |x| > 1)", pn, clamped);
     /* the JSON of a residual config round-trips; an image config has no residual keys */
     char *js = fsd_diffusion_config_to_json(&m.diff), *ji = fsd_diffusion_config_to_json(&m0->diff);
     fsd_diffusion_config back;
     fsd_status sj = js ? fsd_diffusion_config_from_json(&back, js, strlen(js), "test") : FSD_ERR_NOMEM;
     tu_check(sj == FSD_OK && back.residual == 1 && back.residual_scale == 4.0 && back.residual_method == FSD_FUSE_GFF &&
-                 ji && !strstr(ji, "residual"),
+                 back.prediction == pred && ji && !strstr(ji, "residual") && !strstr(ji, "prediction") &&
+                 (pred == FSD_PRED_V) == (strstr(js, "\"prediction\":\"v\"") != NULL),
              "residual config JSON round trip: %s", js ? js : "(null)");
+    const char *badp = "{\"prediction\":\"x0\"}";
+    tu_check(fsd_diffusion_config_from_json(&back, badp, strlen(badp), "bad.json") != FSD_OK &&
+                 strstr(fsd_error_message(), "prediction"),
+             "unknown prediction refused: %s", fsd_error_message());
     const char *badj = "{\"target\":\"residual\",\"residual_scale\":0}";
     tu_check(fsd_diffusion_config_from_json(&back, badj, strlen(badj), "bad.json") != FSD_OK &&
                  strstr(fsd_error_message(), "residual_scale"),
@@ -556,7 +564,8 @@ int main(int argc, char **argv) {
         tiling_tests(&m);
         context_tests(&m);
         option_tests(&m);
-        residual_tests(&m);
+        residual_tests(&m, FSD_PRED_EPS);
+        residual_tests(&m, FSD_PRED_V);
         printf("  (%.1f s)\n", fsd_time_seconds() - t0);
         fsd_model_close(&m);
     }

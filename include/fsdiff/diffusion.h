@@ -67,7 +67,22 @@ fsd_status fsd_diffusion_train_draw(const fsd_schedule *s, const fsd_rng *rng, u
                                     size_t n_per_sample, int per_sample_t, const float *x0, int *t_out,
                                     float *gamma, float *eps, float *x_t);
 
-/* The ε-prediction loss is fsd_loss_forward/backward with fsd_loss_kind (ops_linear.h). */
+/* What the network predicts (docs/diffusion.md "Prediction"): ε (SR3's, the default) or
+ * v = γ ε - σ x0 (σ = √(1 - γ²), Salimans & Ho 2022). With v the one-step estimate at the top level
+ * is the network's own x̂₀ = γ x_t - σ v̂ (the posterior mean for an L2 loss), which ε cannot give
+ * there: x̂₀ = (x_t - σ ε̂) / γ divides by γ ≈ 0.05. */
+typedef enum fsd_prediction {
+    FSD_PRED_EPS = 0,
+    FSD_PRED_V = 1
+} fsd_prediction;
+const char *fsd_prediction_name(fsd_prediction p);
+fsd_status fsd_prediction_parse(const char *name, fsd_prediction *out); /* "eps" | "v" */
+
+/* The v target in place: eps[b * nps + e] <- γ_b eps - √(1 - γ_b²) x0 (double arithmetic, stored as
+ * float), for the eps and gamma of fsd_diffusion_train_draw. */
+void fsd_diffusion_v_target(int B, size_t n_per_sample, const float *gamma, const float *x0, float *eps);
+
+/* The loss is fsd_loss_forward/backward with fsd_loss_kind (ops_linear.h), on ε or v. */
 
 /* ---------------------------------------------------------------- step selection */
 typedef enum fsd_sampler_kind {
@@ -98,7 +113,8 @@ fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels);
 fsd_status fsd_diffusion_levels_for(const fsd_schedule *s, int K, fsd_spacing sp, int *levels);
 
 /* ---------------------------------------------------------------- samplers */
-/* The network: eps_out[B * n_per_sample] = ε̂(x_t, γ) with gamma[B] the noise level per sample. */
+/* The network: eps_out[B * n_per_sample] = ε̂(x_t, γ) (or v̂, see fsd_sampler_opts.prediction) with
+ * gamma[B] the noise level per sample. */
 typedef fsd_status (*fsd_denoise_fn)(void *ctx, const float *x_t, const float *gamma, float *eps_out, int B);
 
 const char *fsd_sampler_name(fsd_sampler_kind k);
@@ -125,6 +141,7 @@ typedef struct fsd_sampler_opts {
     uint64_t seed;      /* x_T from stream 0 (unless x_given), step k's noise z from stream k + 1 */
     int x_given;        /* 1: x holds x_T on entry; 0: x_T ~ N(0, I) drawn here */
     double x0_clip;     /* x̂₀ is clamped to [-x0_clip, x0_clip]; <= 0 means 1 (images in [-1, 1]) */
+    fsd_prediction prediction; /* what the denoiser returns: ε̂ (default) or v̂ */
     fsd_step_fn observer;  /* may be NULL */
     void *observer_ctx;
 } fsd_sampler_opts;

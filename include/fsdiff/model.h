@@ -43,6 +43,8 @@ typedef struct fsd_diffusion_config {
     int residual;
     fsd_fuse_method residual_method;
     double residual_scale;
+    /* what the network outputs: ε (the paper's) or v (docs/diffusion.md "Prediction") */
+    fsd_prediction prediction;
 } fsd_diffusion_config;
 
 /* linear 1e-6 -> 1e-2, T = 2000 (SR3's); ddim, 50 steps, linspace, eta 0; context clarity. */

@@ -60,7 +60,7 @@ static void usage(FILE *fp) {
             "  --ema X              EMA decay (default 0.999)\n"
             "  --weight-decay X     AdamW decay (default 0: Adam)\n"
             "  --adam-eps X         Adam epsilon (default 1e-8)\n"
-            "  --loss l1|l2         epsilon loss (default l1, the authors')\n"
+            "  --loss l1|l2         loss on the prediction (default l1, the authors')\n"
             "  --t-per-batch        one noise level per batch (the authors') instead of per sample\n"
             "  --context mean|clarity  token roles during training (default clarity)\n"
             "  --seed N             init, noise and dropout seed (default 0)\n"
@@ -71,6 +71,8 @@ static void usage(FILE *fp) {
             "  --target image|residual  generate the fused image (default, the paper's) or S x (fused -\n"
             "                       'upsample then fuse' with the teacher method), added back at inference\n"
             "  --residual-scale S   S for --target residual (default 4)\n"
+            "  --prediction eps|v   what the network outputs: the noise (default, the paper's) or\n"
+            "                       v = sqrt(a) eps - sqrt(1-a) x0, whose 1-step sample is the mean estimate\n"
             "schedule:\n"
             "  --ckpt-every N       checkpoint + model every N steps (default 500)\n"
             "  --log-every N        train.csv row (means over N steps) (default 10)\n"
@@ -213,18 +215,24 @@ static void remove_stale_temps(const char *run) {
     closedir(d);
 }
 
-/* --init from a residual model continues as one unless --target/--residual-scale say otherwise:
- * its weights only make sense with the target they were trained for. */
-static fsd_status inherit_target(const char *path, fsd_diffusion_config *d) {
+/* --init from a residual or v model continues as one unless --target/--residual-scale (resp.
+ * --prediction) say otherwise: its weights only make sense with what they were trained for. */
+static fsd_status inherit_target(const char *path, int target_set, int pred_set, fsd_diffusion_config *d) {
     fsd_safetensors st;
     fsd_status s = fsd_st_open(&st, path);
     if (s) return s;
     const char *dj = fsd_st_meta_get(&st, FSD_DIFFUSION_META_KEY);
     fsd_diffusion_config f;
-    if (dj && !(s = fsd_diffusion_config_from_json(&f, dj, strlen(dj), path)) && f.residual) {
-        d->residual = 1, d->residual_method = f.residual_method, d->residual_scale = f.residual_scale;
-        fsd_log(FSD_LOG_INFO, "train: --init model has a residual target (%s, scale %g): continuing with it",
-                fsd_fuse_method_name(f.residual_method), f.residual_scale);
+    if (dj && !(s = fsd_diffusion_config_from_json(&f, dj, strlen(dj), path))) {
+        if (!target_set && f.residual) {
+            d->residual = 1, d->residual_method = f.residual_method, d->residual_scale = f.residual_scale;
+            fsd_log(FSD_LOG_INFO, "train: --init model has a residual target (%s, scale %g): continuing with it",
+                    fsd_fuse_method_name(f.residual_method), f.residual_scale);
+        }
+        if (!pred_set && f.prediction != FSD_PRED_EPS) {
+            d->prediction = f.prediction;
+            fsd_log(FSD_LOG_INFO, "train: --init model predicts %s: continuing with it", fsd_prediction_name(f.prediction));
+        }
     }
     fsd_st_close(&st);
     return s;
@@ -349,7 +357,7 @@ int cmd_train(int argc, char **argv) {
         cfg.data.align = 1 << (cfg.net.n_mults - 1);
         if (cfg.data.align < 8) cfg.data.align = 8;
     }
-    int data_seed_set = 0, target_set = 0;
+    int data_seed_set = 0, target_set = 0, pred_set = 0;
     for (int i = 1; i < argc; i++) {
         int c = cli_common_option(argc, argv, &i);
         if (c < 0) return 1;
@@ -398,6 +406,7 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(v, "residual")) cfg.diff.residual = 1;
             else return cli_error("--target: expected image or residual, got '%s'", v);
         } else if (!strcmp(a, "--residual-scale")) { NEEDV; target_set = 1; if (cli_parse_double(a, v, 0.01, 100, &d)) return 1; cfg.diff.residual_scale = d; }
+        else if (!strcmp(a, "--prediction")) { NEEDV; pred_set = 1; if (fsd_prediction_parse(v, &cfg.diff.prediction)) return cli_lib_error(); }
         else if (!strcmp(a, "--sample-steps")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000, &n)) return 1; cfg.diff.steps = (int)n; }
         else if (!strcmp(a, "--ckpt-every")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000000L, &n)) return 1; cfg.ckpt_every = n; }
         else if (!strcmp(a, "--log-every")) { NEEDV; if (cli_parse_int(a, v, 1, 1000000000L, &n)) return 1; cfg.log_every = n; }
@@ -418,7 +427,8 @@ int cmd_train(int argc, char **argv) {
     if (!o.resume && !data_seed_set) cfg.data.seed = cfg.seed;
     if (fsd_fuse_method_parse(o.teacher_method, &cfg.diff.residual_method)) return cli_lib_error();
     if (o.resume && o.init) return cli_error("train: --init starts a new run; it cannot be used with --resume");
-    if (o.init && !target_set && inherit_target(o.init, &cfg.diff)) return cli_lib_error();
+    if (o.init && !(target_set && pred_set) && inherit_target(o.init, target_set, pred_set, &cfg.diff))
+        return cli_lib_error();
     if (o.resume) read_run_json(o.out, o.data, sizeof o.data, o.teacher, sizeof o.teacher);
     if (!*o.data) return cli_error("train: --data DIR is required (a data root with <set>/train folders)");
     if (!*o.teacher) snprintf(o.teacher, sizeof o.teacher, "%s/teacher", o.out);

@@ -381,6 +381,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
         so.seed = inf.seed;
         so.x_given = 0;
         if (m->diff.residual) so.x0_clip = m->diff.residual_scale;
+        so.prediction = m->diff.prediction;
         so.observer = fuse_observer;
         so.observer_ctx = &ob;
         fsd_net_memory_reset(m->net);

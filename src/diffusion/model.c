@@ -26,6 +26,7 @@ void fsd_diffusion_config_default(fsd_diffusion_config *c) {
     c->residual = 0;
     c->residual_method = FSD_FUSE_GFF;
     c->residual_scale = 4.0;
+    c->prediction = FSD_PRED_EPS;
 }
 
 fsd_status fsd_diffusion_config_validate(const fsd_diffusion_config *c) {
@@ -37,6 +38,7 @@ fsd_status fsd_diffusion_config_validate(const fsd_diffusion_config *c) {
         return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual must be 0 or 1");
     if (!(c->residual_scale >= 0.01 && c->residual_scale <= 100.0))
         return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual_scale must be in [0.01, 100]");
+    if ((unsigned)c->prediction > FSD_PRED_V) return fsd_fail(FSD_ERR_INVALID, "diffusion config: unknown prediction");
     /* the schedule's own range checks, on a throw-away instance */
     fsd_schedule s;
     CK(fsd_schedule_init(&s, c->schedule, c->T, c->beta_start, c->beta_end));
@@ -56,6 +58,12 @@ char *fsd_diffusion_config_to_json(const fsd_diffusion_config *c) {
         int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1,
                          ",\"target\":\"residual\",\"residual_method\":\"%s\",\"residual_scale\":%.17g}",
                          fsd_fuse_method_name(c->residual_method), c->residual_scale);
+        if (m < 0 || (size_t)m >= sizeof buf - (size_t)n + 1) return NULL;
+        n += m - 1;
+    }
+    if (c->prediction != FSD_PRED_EPS) { /* likewise: ε files keep their metadata as before */
+        int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1, ",\"prediction\":\"%s\"}",
+                         fsd_prediction_name(c->prediction));
         if (m < 0 || (size_t)m >= sizeof buf - (size_t)n + 1) return NULL;
         n += m - 1;
     }
@@ -100,6 +108,8 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
                 else if (!strcmp(v->str, "residual")) c->residual = 1;
                 else s = fsd_fail(FSD_ERR_FORMAT, "%s: diffusion config 'target' must be \"image\" or \"residual\"", label);
             }
+        } else if (!strcmp(k, "prediction")) {
+            if (!(s = want(v, FSD_JSON_STRING, label, k))) s = fsd_prediction_parse(v->str, &c->prediction);
         } else if (!strcmp(k, "residual_method")) {
             if (!(s = want(v, FSD_JSON_STRING, label, k))) s = fsd_fuse_method_parse(v->str, &c->residual_method);
         } else if (!strcmp(k, "residual_scale")) {

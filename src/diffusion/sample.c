@@ -40,6 +40,16 @@ fsd_status fsd_diffusion_train_draw(const fsd_schedule *s, const fsd_rng *rng, u
     return FSD_OK;
 }
 
+void fsd_diffusion_v_target(int B, size_t n_per_sample, const float *gamma, const float *x0, float *eps) {
+    for (int b = 0; b < B; b++) {
+        const double g = (double)gamma[b], sd = sqrt(1.0 - g * g);
+        const float *xb = x0 + (size_t)b * n_per_sample;
+        float *eb = eps + (size_t)b * n_per_sample;
+#pragma omp parallel for schedule(static) if (n_per_sample > PAR_MIN)
+        for (size_t e = 0; e < n_per_sample; e++) eb[e] = (float)(g * (double)eb[e] - sd * (double)xb[e]);
+    }
+}
+
 /* ---------------------------------------------------------------- samplers */
 void fsd_sampler_opts_default(fsd_sampler_opts *o) {
     memset(o, 0, sizeof *o);
@@ -81,6 +91,8 @@ static fsd_status check_opts(const fsd_schedule *s, const fsd_sampler_opts *o, f
             return fsd_fail(FSD_ERR_INVALID, "sampler: levels must be strictly decreasing (%d after %d)", i,
                             o->levels[k - 1]);
     }
+    if ((unsigned)o->prediction > FSD_PRED_V)
+        return fsd_fail(FSD_ERR_INVALID, "sampler: unknown prediction %d", (int)o->prediction);
     if (o->kind == FSD_SAMPLER_DDIM && !(o->eta >= 0.0 && o->eta <= 1.0))
         return fsd_fail(FSD_ERR_INVALID, "sampler ddim: eta = %g must be in [0, 1]", o->eta);
     return FSD_OK;
@@ -111,9 +123,10 @@ fsd_status fsd_diffusion_sample(const fsd_schedule *s, const fsd_sampler_opts *o
         if (st != FSD_OK) goto done;
 
         /* x̂₀ = x/√ᾱ - √(1/ᾱ - 1) ε̂, clamped to [-1, 1] (SR3 predict_start_from_noise + clamp_);
-         * a scaled residual target has its own range */
+         * from v̂: x̂₀ = √ᾱ x - √(1 - ᾱ) v̂. A scaled residual target has its own range. */
         const double lim = o->x0_clip > 0 ? o->x0_clip : 1.0;
-        const double sr = sqrt(1.0 / a), srm1 = sqrt(1.0 / a - 1.0);
+        const int vp = o->prediction == FSD_PRED_V;
+        const double sr = vp ? sqrt(a) : sqrt(1.0 / a), srm1 = vp ? sqrt(1.0 - a) : sqrt(1.0 / a - 1.0);
         int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > PAR_MIN)
         for (size_t e = 0; e < n; e++) {

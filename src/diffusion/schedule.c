@@ -162,6 +162,18 @@ fsd_status fsd_spacing_parse(const char *name, fsd_spacing *out) {
     return fsd_fail(FSD_ERR_INVALID, "unknown step spacing '%s' (linspace, trailing, leading, logsnr)", name ? name : "(null)");
 }
 
+static const char *const prediction_names[] = {"eps", "v"};
+const char *fsd_prediction_name(fsd_prediction p) { return (unsigned)p < 2 ? prediction_names[p] : "?"; }
+
+fsd_status fsd_prediction_parse(const char *name, fsd_prediction *out) {
+    for (int k = 0; k < 2; k++)
+        if (name && !strcmp(name, prediction_names[k])) {
+            *out = (fsd_prediction)k;
+            return FSD_OK;
+        }
+    return fsd_fail(FSD_ERR_INVALID, "unknown prediction '%s' (eps, v)", name ? name : "(null)");
+}
+
 fsd_status fsd_sampler_parse(const char *name, fsd_sampler_kind *out) {
     for (int k = 0; k < 3; k++)
         if (name && !strcmp(name, sampler_names[k])) {

@@ -400,6 +400,7 @@ fsd_status fsd_trainer_train_step(fsd_trainer *t, fsd_traindata *td, fsd_train_s
     /* x_t = γ x0 + √(1-γ²) ε at the SR3 continuous noise level (one draw per global sample) */
     fsd_rng rd = {c->seed, STREAM_DIFFUSION};
     CK(fsd_diffusion_train_draw(&t->sched, &rd, sample0, b, n3, c->per_sample_t, x0, NULL, t->gamma, t->eps, t->x_t));
+    if (c->diff.prediction == FSD_PRED_V) fsd_diffusion_v_target(b, n3, t->gamma, x0, t->eps); /* t->eps: the target */
     for (int i = 0; i < b; i++) {
         const float *cond = t->batch.cond + (size_t)i * 6 * hw;
         memcpy(t->xin + (size_t)i * 9 * hw, cond, 6 * hw * sizeof(float));
@@ -644,6 +645,7 @@ fsd_status fsd_trainer_validate(fsd_trainer *t, fsd_traindata *val, fsd_train_ba
         fsd_sampler_opts_default(&so);
         so.kind = FSD_SAMPLER_DDIM, so.levels = levels, so.K = c->val_steps, so.seed = (uint64_t)pair;
         if (c->diff.residual) so.x0_clip = c->diff.residual_scale;
+        so.prediction = c->diff.prediction;
         s = fsd_diffusion_sample(&t->sched, &so, val_denoise, &vc, x, 1, 3 * hw);
         if (s) break;
         int ca, cb, ct, pw, ph;

@@ -73,12 +73,12 @@ err=$("$B" train "${A[@]}" --out "$T/d" --init "$T/a/train.csv" 2>&1); rc=$?
 check "--init with a non-model file: refused" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 ]]'
 "$B" train "${A[@]}" --out "$T/e" --init "$T/a/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
 check "--init from a trained model: runs" '[[ $rc -eq 0 && -s "$T/e/model.safetensors" ]]'
-# residual target: trains (with validation, which adds the base back), the model says so, fuse uses it
-"$B" train "${A[@]}" --out "$T/r" --init "$T/a/model.safetensors" --target residual --residual-scale 3 --steps 3 \
-     --val-every 3 2>/dev/null; rc=$?
+# residual target with v-prediction: trains (with validation, which adds the base back), the model says so, fuse uses it
+"$B" train "${A[@]}" --out "$T/r" --init "$T/a/model.safetensors" --target residual --residual-scale 3 --prediction v \
+     --steps 3 --val-every 3 2>/dev/null; rc=$?
 meta=$("$B" info "$T/r/model.safetensors" 2>&1)
-check "--target residual: runs, validates, stores target/method/scale" \
-      '[[ $rc -eq 0 && $(tail -n +2 "$T/r/val.csv" | wc -l) -eq 1 && "$meta" == *residual_scale*3* && "$meta" == *residual_method*gff* ]]'
+check "--target residual --prediction v: runs, validates, stores target/method/scale/prediction" \
+      '[[ $rc -eq 0 && $(tail -n +2 "$T/r/val.csv" | wc -l) -eq 1 && "$meta" == *residual_scale*3* && "$meta" == *residual_method*gff* && "$meta" == *'"'"'"prediction":"v"'"'"'* ]]'
 # small inputs (32x32 -> 64x64): the tiny preset's attention is quadratic in the image size
 ir=$(ls "$T/data/med/val/mri" | head -1)
 "$B" degrade --scale 8 "$T/data/med/val/mri/$ir" -o "$T/r/a.png" --quiet && "$B" degrade --scale 8 "$T/data/med/val/other/$ir" -o "$T/r/b.png" --quiet
@@ -87,7 +87,12 @@ ir=$(ls "$T/data/med/val/mri" | head -1)
 check "fuse with the residual model" '[[ $rc -eq 0 && -s "$T/r/fused.png" ]]'
 "$B" train "${A[@]}" --out "$T/r2" --init "$T/r/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
 meta=$("$B" info "$T/r2/model.safetensors" 2>&1)
-check "--init from a residual model keeps its target and scale" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_scale":3'"'"'* ]]'
+check "--init from a residual v model keeps its target, scale and prediction" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_scale":3'"'"'* && "$meta" == *'"'"'"prediction":"v"'"'"'* ]]'
+"$B" train "${A[@]}" --out "$T/r3" --init "$T/r/model.safetensors" --prediction eps --steps 1 --val-every 0 2>/dev/null; rc=$?
+meta=$("$B" info "$T/r3/model.safetensors" 2>&1)
+check "--init from a v model with --prediction eps: eps (no prediction key), residual kept" '[[ $rc -eq 0 && "$meta" != *prediction* && "$meta" == *residual_scale*3* ]]'
+err=$("$B" train "${A[@]}" --out "$T/c" --prediction x0 2>&1); rc=$?
+check "--prediction x0: refused" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 && "$err" == *prediction* ]]'
 err=$("$B" train "${A[@]}" --out "$T/c" --target blend 2>&1); rc=$?
 check "--target blend: refused" '[[ $rc -ne 0 && "$err" == *target* ]]'
 
