@@ -11,7 +11,8 @@
  *                cases one at a time, each right before its PyTorch twin, so both see the same load
  *   --no-sgemm   skip the sgemm measurement;  --sgemm-only  only measure sgemm
  *   --best  report the fastest run instead of the median (tuning on a busy machine)
- *   --conv-algo auto|im2col|winograd   force the conv2d algorithm (Winograd only applies to 3x3 s1 p1)
+ *   --conv-algo auto|im2col|winograd|winograd-s2   force the conv2d algorithm (winograd only applies to
+ *                        3x3 s1 p1, winograd-s2 to 3x3 s2 p1; other shapes use im2col)
  *   --tsv   machine-readable lines for bench/ops:  case<TAB>op<TAB>args<TAB>label<TAB>unit<TAB>
  *           fwd_work<TAB>bwd_work<TAB>fwd_ms<TAB>bwd_ms   and   sgemm<TAB>M,N,K<TAB>gflops<TAB>ms
  *   --list  print the cases (index, op and integer arguments) and exit. */
@@ -73,7 +74,7 @@ static void *conv_setup(const int *a, char *label, size_t n, double *fw, double 
     if (fsd_arena_init(&s->ws, fsd_conv2d_workspace(B, Ci, H, W, Co, k, st, pad)) != FSD_OK) die_status("arena");
     const fsd_conv_algo algo = fsd_conv2d_algo_for(B, Ci, H, W, Co, k, st, pad);
     snprintf(label, n, "%dx%dx%dx%d->%d k%d s%d%s", B, Ci, H, W, Co, k, st,
-             algo == FSD_CONV_WINOGRAD ? " (wino)" : "");
+             algo == FSD_CONV_WINOGRAD ? " (wino)" : algo == FSD_CONV_WINOGRAD_S2 ? " (wino-s2)" : "");
     *fw = 2.0 * B * Co * Ho * Wo * (double)Ci * k * k; /* direct-convolution FLOPs, whatever the algorithm */
     *bw = 2.0 * *fw;                                   /* dx and dW */
     return s;
@@ -731,8 +732,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--best")) g_use_min = 1;
         else if (!strcmp(argv[i], "--conv-algo") && i + 1 < argc) {
             const char *a = argv[++i];
-            fsd_conv2d_set_algo(!strcmp(a, "im2col") ? FSD_CONV_IM2COL : !strcmp(a, "winograd") ? FSD_CONV_WINOGRAD
-                                                                                                 : FSD_CONV_AUTO);
+            fsd_conv2d_set_algo(!strcmp(a, "im2col")        ? FSD_CONV_IM2COL
+                                : !strcmp(a, "winograd")    ? FSD_CONV_WINOGRAD
+                                : !strcmp(a, "winograd-s2") ? FSD_CONV_WINOGRAD_S2
+                                                            : FSD_CONV_AUTO);
         }
         else if (!strcmp(argv[i], "--list")) list = 1;
         else if (!strcmp(argv[i], "--no-sgemm")) no_sgemm = 1;

@@ -6,6 +6,7 @@
 #include "fsdiff/diffusion.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const beta_names[] = {"linear", "quad", "cosine", "warmup10", "warmup50", "const"};
@@ -14,15 +15,29 @@ const char *fsd_beta_kind_name(fsd_beta_kind k) {
     return (unsigned)k < sizeof beta_names / sizeof *beta_names ? beta_names[k] : "?";
 }
 
-fsd_status fsd_beta_kind_parse(const char *name, fsd_beta_kind *out) {
-    for (int k = 0; k < (int)(sizeof beta_names / sizeof *beta_names); k++)
-        if (name && !strcmp(name, beta_names[k])) {
-            *out = (fsd_beta_kind)k;
+/* Index of name in names[n], or a one-line error listing the choices ("unknown WHAT 'x' (a, b, c)"). */
+static fsd_status parse_name(const char *const *names, int n, const char *what, const char *name, int *out) {
+    for (int k = 0; k < n; k++)
+        if (name && !strcmp(name, names[k])) {
+            *out = k;
             return FSD_OK;
         }
-    return fsd_fail(FSD_ERR_INVALID, "unknown beta schedule '%s' (linear, quad, cosine, warmup10, warmup50, const)",
-                    name ? name : "(null)");
+    char list[160] = "";
+    for (int k = 0; k < n; k++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", k ? ", " : "", names[k]);
+    }
+    return fsd_fail(FSD_ERR_INVALID, "unknown %s '%s' (%s)", what, name ? name : "(null)", list);
 }
+#define PARSE_INTO(names, what, name, out)                                                                             \
+    do {                                                                                                               \
+        int k_ = 0;                                                                                                    \
+        fsd_status s_ = parse_name(names, (int)(sizeof names / sizeof *names), what, name, &k_);                       \
+        if (s_ == FSD_OK) *(out) = k_;                                                                                 \
+        return s_;                                                                                                     \
+    } while (0)
+
+fsd_status fsd_beta_kind_parse(const char *name, fsd_beta_kind *out) { PARSE_INTO(beta_names, "beta schedule", name, out); }
 
 /* numpy.linspace(a, b, num) with endpoint: y_i = i * step + a, last element exactly b. */
 static void linspace(double *y, double a, double b, int num) {
@@ -153,35 +168,14 @@ static const char *const sampler_names[] = {"ddpm", "ddim", "dpmpp2m"};
 const char *fsd_spacing_name(fsd_spacing sp) { return (unsigned)sp < 4 ? spacing_names[sp] : "?"; }
 const char *fsd_sampler_name(fsd_sampler_kind k) { return (unsigned)k < 3 ? sampler_names[k] : "?"; }
 
-fsd_status fsd_spacing_parse(const char *name, fsd_spacing *out) {
-    for (int k = 0; k < 4; k++)
-        if (name && !strcmp(name, spacing_names[k])) {
-            *out = (fsd_spacing)k;
-            return FSD_OK;
-        }
-    return fsd_fail(FSD_ERR_INVALID, "unknown step spacing '%s' (linspace, trailing, leading, logsnr)", name ? name : "(null)");
-}
+fsd_status fsd_spacing_parse(const char *name, fsd_spacing *out) { PARSE_INTO(spacing_names, "step spacing", name, out); }
 
 static const char *const prediction_names[] = {"eps", "v"};
 const char *fsd_prediction_name(fsd_prediction p) { return (unsigned)p < 2 ? prediction_names[p] : "?"; }
 
-fsd_status fsd_prediction_parse(const char *name, fsd_prediction *out) {
-    for (int k = 0; k < 2; k++)
-        if (name && !strcmp(name, prediction_names[k])) {
-            *out = (fsd_prediction)k;
-            return FSD_OK;
-        }
-    return fsd_fail(FSD_ERR_INVALID, "unknown prediction '%s' (eps, v)", name ? name : "(null)");
-}
+fsd_status fsd_prediction_parse(const char *name, fsd_prediction *out) { PARSE_INTO(prediction_names, "prediction", name, out); }
 
-fsd_status fsd_sampler_parse(const char *name, fsd_sampler_kind *out) {
-    for (int k = 0; k < 3; k++)
-        if (name && !strcmp(name, sampler_names[k])) {
-            *out = (fsd_sampler_kind)k;
-            return FSD_OK;
-        }
-    return fsd_fail(FSD_ERR_INVALID, "unknown sampler '%s' (ddpm, ddim, dpmpp2m)", name ? name : "(null)");
-}
+fsd_status fsd_sampler_parse(const char *name, fsd_sampler_kind *out) { PARSE_INTO(sampler_names, "sampler", name, out); }
 
 /* ---------------------------------------------------------------- step selection */
 fsd_status fsd_diffusion_levels(int T, int K, fsd_spacing sp, int *levels) {
