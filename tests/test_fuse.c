@@ -457,10 +457,12 @@ static fsd_status res_denoise(void *c, const float *x_t, const float *gamma, flo
     return fsd_net_forward(r->net, r->in, gamma, r->ctx, eps, B, r->h, r->w, 0, 0, 0);
 }
 
-/* pred: the network's output read as ε̂ or v̂ (the same random network: only the plumbing is tested) */
-static void residual_tests(const fsd_model *m0, fsd_prediction pred) {
+/* pred: the network's output read as ε̂ or v̂ (the same random network: only the plumbing is tested);
+ * shrink: the residual's soft threshold in grey levels */
+static void residual_tests(const fsd_model *m0, fsd_prediction pred, double shrink) {
     fsd_model m = *m0;
     m.diff.residual = 1, m.diff.residual_scale = 4.0, m.diff.residual_method = FSD_FUSE_GFF, m.diff.prediction = pred;
+    m.diff.residual_shrink = shrink;
     const char *pn = fsd_prediction_name(pred);
     const int W = 64, H = 48;
     fsd_image a = pattern(32, 24, 1, 0), b = pattern(32, 24, 3, 5), out = {0};
@@ -502,23 +504,27 @@ static void residual_tests(const fsd_model *m0, fsd_prediction pred) {
     for (size_t q = 0; !s && q < 3 * hw; q++) {
         double bq = f.data[q];
         bq = bq < 0 ? 0 : bq > 255 ? 255 : bq;
-        double v = bq / 127.5 - 1 + x[q] / 4.0;
+        double r = x[q] / 4.0, t = shrink / 127.5;
+        r = r > t ? r - t : r < -t ? r + t : 0.0;
+        double v = bq / 127.5 - 1 + r;
         v = v < -1 ? -1 : v > 1 ? 1 : v;
         double d = fabs((v + 1) * 127.5 - out.data[q]);
         md = d > md ? d : md;
         moved += fabs((v + 1) * 127.5 - bq) / (3.0 * hw);
         clamped += fabs(x[q]) > 1.0; /* |x| > 1: a clamp at ±1 would have changed this value */
     }
-    tu_check(s == FSD_OK && md <= 1e-3, "%s: residual fuse = clamp(gff(cond) + x/4), x sampled with x0 clamp 4: max |diff| "
-             "%.2g grey levels (limit 1e-3; mean move from the base %.1f, %g values beyond +-1 before scaling)", pn, md,
-             moved, clamped);
+    tu_check(s == FSD_OK && md <= 1e-3 && info.residual_shrink == shrink,
+             "%s: residual fuse = clamp(gff(cond) + shrink_%g(x/4)), x sampled with x0 clamp 4: max |diff| "
+             "%.2g grey levels (limit 1e-3; mean move from the base %.1f, %g values beyond +-1 before scaling)", pn,
+             shrink, md, moved, clamped);
     tu_check(clamped > 0, "%s: the x0 clamp at 4 was exercised (%g values with |x| > 1)", pn, clamped);
     /* the JSON of a residual config round-trips; an image config has no residual keys */
     char *js = fsd_diffusion_config_to_json(&m.diff), *ji = fsd_diffusion_config_to_json(&m0->diff);
     fsd_diffusion_config back;
     fsd_status sj = js ? fsd_diffusion_config_from_json(&back, js, strlen(js), "test") : FSD_ERR_NOMEM;
     tu_check(sj == FSD_OK && back.residual == 1 && back.residual_scale == 4.0 && back.residual_method == FSD_FUSE_GFF &&
-                 back.prediction == pred && ji && !strstr(ji, "residual") && !strstr(ji, "prediction") &&
+                 back.prediction == pred && back.residual_shrink == shrink && ji && !strstr(ji, "residual") &&
+                 !strstr(ji, "prediction") && (shrink > 0) == (strstr(js, "residual_shrink") != NULL) &&
                  (pred == FSD_PRED_V) == (strstr(js, "\"prediction\":\"v\"") != NULL),
              "residual config JSON round trip: %s", js ? js : "(null)");
     const char *badp = "{\"prediction\":\"x0\"}";
@@ -529,6 +535,10 @@ static void residual_tests(const fsd_model *m0, fsd_prediction pred) {
     tu_check(fsd_diffusion_config_from_json(&back, badj, strlen(badj), "bad.json") != FSD_OK &&
                  strstr(fsd_error_message(), "residual_scale"),
              "residual_scale 0 refused: %s", fsd_error_message());
+    const char *bads = "{\"target\":\"residual\",\"residual_shrink\":100}";
+    tu_check(fsd_diffusion_config_from_json(&back, bads, strlen(bads), "bad.json") != FSD_OK &&
+                 strstr(fsd_error_message(), "residual_shrink"),
+             "residual_shrink 100 refused: %s", fsd_error_message());
     fsd_free(js), fsd_free(ji);
     fsd_schedule_free(&sch);
     fsd_image_free(&ca), fsd_image_free(&cb), fsd_image_free(&f);
@@ -564,8 +574,8 @@ int main(int argc, char **argv) {
         tiling_tests(&m);
         context_tests(&m);
         option_tests(&m);
-        residual_tests(&m, FSD_PRED_EPS);
-        residual_tests(&m, FSD_PRED_V);
+        residual_tests(&m, FSD_PRED_EPS, 0.0);
+        residual_tests(&m, FSD_PRED_V, 3.0);
         printf("  (%.1f s)\n", fsd_time_seconds() - t0);
         fsd_model_close(&m);
     }

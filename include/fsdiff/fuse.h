@@ -56,6 +56,7 @@ typedef struct fsd_fuse_opts {
                              fsd_default_spacing(sampler) */
     double eta;           /* ddim, 0..1; < 0: the model's */
     uint64_t seed;        /* x_T and the sampler noise (default 0) */
+    double residual_shrink; /* residual models: soft threshold in grey levels, 0..64; < 0: the model's */
     /* tiling (tiles.h) */
     int tile;             /* max tile side, a multiple of the U-Net factor; 0: one tile */
     int overlap;          /* < 0: tile / 4 rounded down to the factor */
@@ -88,6 +89,7 @@ typedef struct fsd_fuse_info {
     fsd_spacing spacing;
     double eta;
     uint64_t seed;
+    double residual_shrink;         /* residual models: the soft threshold used (grey levels); 0 otherwise */
     fsd_context_mode context;
     int context_external;           /* 1: opts.context_ext was used (no clarity prediction) */
     int align, tile, overlap, guard, tiles; /* tiles = tiles per step (1: untiled) */

@@ -43,6 +43,10 @@ typedef struct fsd_diffusion_config {
     int residual;
     fsd_fuse_method residual_method;
     double residual_scale;
+    /* soft threshold of the added detail, in grey levels of 255 (0: off): fused = base + sign(r) max(|r| - t, 0)
+     * with r = x / residual_scale. The mean-estimate residual carries a few grey levels of noise where the
+     * target detail is zero (black backgrounds), which SSIM punishes hard; docs/training.md "Residual target". */
+    double residual_shrink;
     /* what the network outputs: ε (the paper's) or v (docs/diffusion.md "Prediction") */
     fsd_prediction prediction;
 } fsd_diffusion_config;
@@ -60,7 +64,8 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
  * parameters, colour as fsd_fuse_images: the same rule as the teacher targets), written to base
  * (3, h, w) in [-1, 1], grey replicated. */
 fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, int ca, int cb, int w, int h, float *base);
-/* x (3 * hw) <- clamp(base + x / residual_scale, -1, 1): a sampled residual back to an image. */
+/* x (3 * hw) <- clamp(base + shrink(x / residual_scale), -1, 1): a sampled residual back to an image
+ * (shrink: the soft threshold residual_shrink / 127.5, identity when 0). */
 void fsd_residual_apply(const fsd_diffusion_config *d, const float *base, float *x, size_t n);
 
 typedef struct fsd_model {

@@ -17,6 +17,7 @@ static void usage(FILE *fp) {
             "  --steps N              recommended steps\n"
             "  --spacing NAME         linspace, trailing, leading, logsnr\n"
             "  --eta E                ddim eta\n"
+            "  --residual-shrink L    residual models: soft threshold of the added detail, grey levels (0..64)\n"
             "  --context mean|clarity recommended context mode\n"
             "  --note TEXT            free text stored as metadata \"fsdiff.note\"\n");
 }
@@ -25,7 +26,7 @@ int cmd_export(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *note = NULL;
     const char *sampler = NULL, *spacing = NULL, *context = NULL;
     long steps = 0;
-    double eta = -1;
+    double eta = -1, shrink = -1;
     fsd_dtype dtype = FSD_F16;
     for (int i = 1; i < argc; i++) {
         int c = cli_common_option(argc, argv, &i);
@@ -43,6 +44,7 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(a, "--context")) context = v;
         else if (!strcmp(a, "--steps")) { if (cli_parse_int(a, v, 1, 1000000, &steps)) return 1; }
         else if (!strcmp(a, "--eta")) { if (cli_parse_double(a, v, 0, 10, &eta)) return 1; }
+        else if (!strcmp(a, "--residual-shrink")) { if (cli_parse_double(a, v, 0, 64, &shrink)) return 1; }
         else if (!strcmp(a, "--dtype")) {
             if (!strcmp(v, "f32")) dtype = FSD_F32;
             else if (!strcmp(v, "f16")) dtype = FSD_F16;
@@ -61,6 +63,8 @@ int cmd_export(int argc, char **argv) {
     if (!s && context) s = fsd_context_mode_parse(context, &d.context);
     if (steps) d.steps = (int)steps;
     if (eta >= 0) d.eta = eta;
+    if (shrink >= 0 && !d.residual) s = fsd_fail(FSD_ERR_INVALID, "export: --residual-shrink needs a residual-target model");
+    if (shrink >= 0) d.residual_shrink = shrink;
     if (!s) s = fsd_diffusion_config_validate(&d);
     const char *keys[2], *vals[2];
     int nk = 0;

@@ -38,6 +38,8 @@ static void usage(FILE *fp) {
             "  --sampler K        ddpm | ddim | dpmpp2m (default: the model's)\n"
             "  --steps N          sampler steps (default: the model's)\n"
             "  --eta E            ddim noise, 0..1 (default: the model's)\n"
+            "  --residual-shrink L  residual models: soft threshold of the added detail in grey levels,\n"
+            "                     0..64, 0 = off (default: the model's)\n"
             "  --spacing SP       linspace | trailing | leading | logsnr (default: the sampler's)\n"
             "  --seed N           noise seed (default 0); same seed -> same image, any thread count\n"
             "  --tile N           denoise in N x N tiles (a multiple of the U-Net factor) to bound memory\n"
@@ -159,6 +161,8 @@ static int parse_args(int argc, char **argv, fuse_args *a) {
             if (cli_parse_int(o, v, 1, 1000000, &l)) return 1;
             a->opts.steps = (int)l;
             i++;
+        } else if (!strcmp(o, "--residual-shrink")) {
+            if (cli_parse_double(o, v, 0.0, 64.0, &a->opts.residual_shrink)) return 1;
         } else if (!strcmp(o, "--eta")) {
             if (cli_parse_double(o, v, 0.0, 1.0, &a->opts.eta)) return 1;
             i++;
@@ -268,13 +272,14 @@ static const char *strip_prefix(const char *msg) { return strncmp(msg, "fuse: ",
 
 /* Writes OUT with the run's settings as PNG text chunks. */
 static fsd_status save_output(const char *path, const fsd_image *im, const fsd_fuse_info *in, long scale) {
-    char sw[64], steps[32], seed[32], sc[32], eta[32], tile[32];
+    char sw[64], steps[32], seed[32], sc[32], eta[32], tile[32], shrink[32];
     snprintf(sw, sizeof sw, "fsdiff %s fuse", FSD_VERSION_STRING);
     snprintf(steps, sizeof steps, "%d", in->steps);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)in->seed);
     snprintf(sc, sizeof sc, "%ld", scale);
     snprintf(eta, sizeof eta, "%g", in->eta);
     snprintf(tile, sizeof tile, "%d", in->tiles > 1 ? in->tile : 0);
+    snprintf(shrink, sizeof shrink, "%g", in->residual_shrink);
     const char *text[] = {"Software",       sw,
                           "fsdiff.version", FSD_VERSION_STRING,
                           "fsdiff.model",   in->model,
@@ -285,7 +290,8 @@ static fsd_status save_output(const char *path, const fsd_image *im, const fsd_f
                           "fsdiff.seed",    seed,
                           "fsdiff.scale",   sc,
                           "fsdiff.context", in->context_external ? "file" : fsd_context_mode_name(in->context),
-                          "fsdiff.tile",    tile};
+                          "fsdiff.tile",    tile,
+                          "fsdiff.residual_shrink", shrink};
     return fsd_image_save_png(path, im, text, (int)(sizeof text / sizeof *text / 2));
 }
 
@@ -295,10 +301,10 @@ static const char *role_word(int r) {
 
 static void log_info(const fsd_fuse_info *in, const char *out) {
     fsd_log(FSD_LOG_INFO,
-            "fuse: model %s; sampler %s, %d steps (%s), eta %g, seed %llu, context %s; %dx%d -> %dx%d %s "
-            "(x%d, x%d), %d tile%s",
+            "fuse: model %s; sampler %s, %d steps (%s), eta %g, seed %llu, residual shrink %g, context %s; %dx%d -> "
+            "%dx%d %s (x%d, x%d), %d tile%s",
             in->model, fsd_sampler_name(in->sampler), in->steps, fsd_spacing_name(in->spacing), in->eta,
-            (unsigned long long)in->seed, in->context_external ? "file" : fsd_context_mode_name(in->context),
+            (unsigned long long)in->seed, in->residual_shrink, in->context_external ? "file" : fsd_context_mode_name(in->context),
             in->in_w[0], in->in_h[0], in->out_w, in->out_h, in->out_c == 3 ? "RGB" : "grey", in->factor[0],
             in->factor[1], in->tiles, in->tiles > 1 ? "s" : "");
     if (in->have_deg)

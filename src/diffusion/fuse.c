@@ -22,6 +22,7 @@ void fsd_fuse_opts_default(fsd_fuse_opts *o) {
     o->spacing = -1;
     o->eta = -1.0;
     o->seed = 0;
+    o->residual_shrink = -1.0;
     o->tile = 0;
     o->overlap = -1;
     o->guard = -1;
@@ -200,6 +201,9 @@ static fsd_status resolve(const fsd_model *m, const fsd_fuse_opts *o, fsd_fuse_i
     if (inf->sampler == FSD_SAMPLER_DDIM && !(inf->eta >= 0.0 && inf->eta <= 1.0))
         return fsd_fail(FSD_ERR_INVALID, "fuse: ddim eta %g must be in [0, 1]", inf->eta);
     inf->seed = o->seed;
+    inf->residual_shrink = !d->residual ? 0.0 : o->residual_shrink >= 0 ? o->residual_shrink : d->residual_shrink;
+    if (!(inf->residual_shrink >= 0.0 && inf->residual_shrink <= 64.0))
+        return fsd_fail(FSD_ERR_INVALID, "fuse: residual shrink %g must be in [0, 64] grey levels", inf->residual_shrink);
     inf->context = o->context < 0 ? d->context : (fsd_context_mode)o->context;
     if (inf->context != FSD_CONTEXT_MEAN && inf->context != FSD_CONTEXT_CLARITY)
         return fsd_fail(FSD_ERR_INVALID, "fuse: unknown context mode %d", o->context);
@@ -346,7 +350,9 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
     memset(&ob, 0, sizeof ob);
     ob.tiles = &ft;
     ob.cancel = opts.cancel;
-    ob.diff = &m->diff, ob.base = base, ob.tmp = ftmp;
+    fsd_diffusion_config dres = m->diff; /* the residual applied with the resolved shrink */
+    dres.residual_shrink = inf.residual_shrink;
+    ob.diff = &dres, ob.base = base, ob.tmp = ftmp;
     if (!s) s = fsd_schedule_init(&sch, m->diff.schedule, m->diff.T, m->diff.beta_start, m->diff.beta_end);
     if (!s) {
         levels = fsd_alloc((size_t)inf.steps * sizeof(int));
@@ -390,7 +396,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
         fsd_net_memory(m->net, &a, &w);
         inf.mem_net_measured = a + w;
     }
-    if (!s && base) fsd_residual_apply(&m->diff, base, x, 3 * HW);
+    if (!s && base) fsd_residual_apply(&dres, base, x, 3 * HW);
     inf.net_calls = ft.calls;
     inf.seconds_sampling = fsd_time_seconds() - ts;
 
@@ -450,6 +456,7 @@ void fsd_fuse_info_json(FILE *fp, const fsd_fuse_info *i) {
             i->out_w, i->out_h, i->out_c);
     fprintf(fp, ",\"sampler\":\"%s\",\"steps\":%d,\"spacing\":\"%s\",\"eta\":%.17g,\"seed\":%llu",
             fsd_sampler_name(i->sampler), i->steps, fsd_spacing_name(i->spacing), i->eta, (unsigned long long)i->seed);
+    fprintf(fp, ",\"residual_shrink\":%.17g", i->residual_shrink);
     fprintf(fp, ",\"context\":\"%s\"", i->context_external ? "file" : fsd_context_mode_name(i->context));
     fprintf(fp, ",\"tiling\":{\"tile\":%d,\"overlap\":%d,\"guard\":%d,\"tiles\":%d,\"align\":%d}", i->tile, i->overlap,
             i->guard, i->tiles, i->align);

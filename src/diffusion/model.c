@@ -26,6 +26,7 @@ void fsd_diffusion_config_default(fsd_diffusion_config *c) {
     c->residual = 0;
     c->residual_method = FSD_FUSE_GFF;
     c->residual_scale = 4.0;
+    c->residual_shrink = 0.0;
     c->prediction = FSD_PRED_EPS;
 }
 
@@ -38,6 +39,8 @@ fsd_status fsd_diffusion_config_validate(const fsd_diffusion_config *c) {
         return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual must be 0 or 1");
     if (!(c->residual_scale >= 0.01 && c->residual_scale <= 100.0))
         return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual_scale must be in [0.01, 100]");
+    if (!(c->residual_shrink >= 0.0 && c->residual_shrink <= 64.0))
+        return fsd_fail(FSD_ERR_INVALID, "diffusion config: residual_shrink must be in [0, 64] grey levels");
     if ((unsigned)c->prediction > FSD_PRED_V) return fsd_fail(FSD_ERR_INVALID, "diffusion config: unknown prediction");
     /* the schedule's own range checks, on a throw-away instance */
     fsd_schedule s;
@@ -58,6 +61,11 @@ char *fsd_diffusion_config_to_json(const fsd_diffusion_config *c) {
         int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1,
                          ",\"target\":\"residual\",\"residual_method\":\"%s\",\"residual_scale\":%.17g}",
                          fsd_fuse_method_name(c->residual_method), c->residual_scale);
+        if (m < 0 || (size_t)m >= sizeof buf - (size_t)n + 1) return NULL;
+        n += m - 1;
+    }
+    if (c->residual && c->residual_shrink > 0) {
+        int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1, ",\"residual_shrink\":%.17g}", c->residual_shrink);
         if (m < 0 || (size_t)m >= sizeof buf - (size_t)n + 1) return NULL;
         n += m - 1;
     }
@@ -114,6 +122,8 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
             if (!(s = want(v, FSD_JSON_STRING, label, k))) s = fsd_fuse_method_parse(v->str, &c->residual_method);
         } else if (!strcmp(k, "residual_scale")) {
             if (!(s = want(v, FSD_JSON_NUMBER, label, k))) c->residual_scale = v->num;
+        } else if (!strcmp(k, "residual_shrink")) {
+            if (!(s = want(v, FSD_JSON_NUMBER, label, k))) c->residual_shrink = v->num;
         } else if (!strcmp(k, "T") || !strcmp(k, "steps")) {
             if (v->type != FSD_JSON_NUMBER || !v->is_int || v->i64 < 1 || v->i64 > 1000000)
                 s = fsd_fail(FSD_ERR_FORMAT, "%s: diffusion config '%s' must be an integer in 1..1000000", label, k);
@@ -161,10 +171,12 @@ fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, i
 }
 
 void fsd_residual_apply(const fsd_diffusion_config *d, const float *base, float *x, size_t n) {
-    const float inv = (float)(1.0 / d->residual_scale);
+    const float inv = (float)(1.0 / d->residual_scale), t = (float)(d->residual_shrink / 127.5);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t q = 0; q < n; q++) {
-        float v = base[q] + x[q] * inv;
+        float r = x[q] * inv;
+        if (t > 0.0f) r = r > t ? r - t : r < -t ? r + t : 0.0f;
+        float v = base[q] + r;
         x[q] = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
     }
 }

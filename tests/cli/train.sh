@@ -85,6 +85,13 @@ ir=$(ls "$T/data/med/val/mri" | head -1)
 "$B" fuse --model "$T/r/model.safetensors" --ir "$T/r/a.png" --vi "$T/r/b.png" --scale 2 --steps 2 -o "$T/r/fused.png" \
      --quiet 2>/dev/null; rc=$?
 check "fuse with the residual model" '[[ $rc -eq 0 && -s "$T/r/fused.png" ]]'
+err=$("$B" fuse --model "$T/r/model.safetensors" --ir "$T/r/a.png" --vi "$T/r/b.png" --scale 2 --residual-shrink 70 -o "$T/r/f2.png" 2>&1); rc=$?
+check "fuse --residual-shrink 70: refused" '[[ $rc -ne 0 && "$err" == *residual-shrink* && ! -e "$T/r/f2.png" ]]'
+"$B" export --model "$T/r/model.safetensors" -o "$T/r/s.safetensors" --residual-shrink 3 --quiet; rc=$?
+meta=$("$B" info "$T/r/s.safetensors" 2>&1)
+check "export --residual-shrink stores it" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_shrink":3'"'"'* ]]'
+err=$("$B" export --model "$T/a/model.safetensors" -o "$T/r/s2.safetensors" --residual-shrink 3 2>&1); rc=$?
+check "export --residual-shrink of an image-target model: refused" '[[ $rc -ne 0 && "$err" == *residual* && ! -e "$T/r/s2.safetensors" ]]'
 "$B" train "${A[@]}" --out "$T/r2" --init "$T/r/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
 meta=$("$B" info "$T/r2/model.safetensors" 2>&1)
 check "--init from a residual v model keeps its target, scale and prediction" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_scale":3'"'"'* && "$meta" == *'"'"'"prediction":"v"'"'"'* ]]'
