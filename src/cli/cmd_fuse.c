@@ -163,6 +163,7 @@ static int parse_args(int argc, char **argv, fuse_args *a) {
             i++;
         } else if (!strcmp(o, "--residual-shrink")) {
             if (cli_parse_double(o, v, 0.0, 64.0, &a->opts.residual_shrink)) return 1;
+            i++;
         } else if (!strcmp(o, "--eta")) {
             if (cli_parse_double(o, v, 0.0, 1.0, &a->opts.eta)) return 1;
             i++;

@@ -87,6 +87,8 @@ ir=$(ls "$T/data/med/val/mri" | head -1)
 check "fuse with the residual model" '[[ $rc -eq 0 && -s "$T/r/fused.png" ]]'
 err=$("$B" fuse --model "$T/r/model.safetensors" --ir "$T/r/a.png" --vi "$T/r/b.png" --scale 2 --residual-shrink 70 -o "$T/r/f2.png" 2>&1); rc=$?
 check "fuse --residual-shrink 70: refused" '[[ $rc -ne 0 && "$err" == *residual-shrink* && ! -e "$T/r/f2.png" ]]'
+out=$("$B" fuse --model "$T/r/model.safetensors" --ir "$T/r/a.png" --vi "$T/r/b.png" --scale 2 --steps 2 --residual-shrink 2.5 --json --quiet -o "$T/r/f3.png" 2>&1); rc=$?
+check "fuse --residual-shrink 2.5: used, reported in --json" '[[ $rc -eq 0 && -s "$T/r/f3.png" && "$out" == *'"'"'"residual_shrink":2.5'"'"'* ]]'
 "$B" export --model "$T/r/model.safetensors" -o "$T/r/s.safetensors" --residual-shrink 3 --quiet; rc=$?
 meta=$("$B" info "$T/r/s.safetensors" 2>&1)
 check "export --residual-shrink stores it" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_shrink":3'"'"'* ]]'
