@@ -2,7 +2,7 @@
 # Installs the Debian packages fsdiff needs to build and test. Idempotent: only calls apt-get when
 # something is missing. Usage: scripts/deps.sh [--test]   (--test adds the PyTorch/PIL test oracles)
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libstb-dev)
+pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libstb-dev libopenmpi-dev openmpi-bin) # MPI: fsdiff train across machines
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(python3 python3-torch python3-numpy python3-pil python3-skimage) # skimage: second SSIM reference
 fi

@@ -201,6 +201,9 @@ static fsd_status resolve(const fsd_model *m, const fsd_fuse_opts *o, fsd_fuse_i
     if (inf->sampler == FSD_SAMPLER_DDIM && !(inf->eta >= 0.0 && inf->eta <= 1.0))
         return fsd_fail(FSD_ERR_INVALID, "fuse: ddim eta %g must be in [0, 1]", inf->eta);
     inf->seed = o->seed;
+    if (!d->residual && o->residual_shrink >= 0)
+        return fsd_fail(FSD_ERR_INVALID, "fuse: a residual shrink applies to residual-target models only; %s generates the "
+                        "image itself", m->path);
     inf->residual_shrink = !d->residual ? 0.0 : o->residual_shrink >= 0 ? o->residual_shrink : d->residual_shrink;
     if (!(inf->residual_shrink >= 0.0 && inf->residual_shrink <= 64.0))
         return fsd_fail(FSD_ERR_INVALID, "fuse: residual shrink %g must be in [0, 64] grey levels", inf->residual_shrink);

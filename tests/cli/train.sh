@@ -92,6 +92,8 @@ check "fuse --residual-shrink 2.5: used, reported in --json" '[[ $rc -eq 0 && -s
 "$B" export --model "$T/r/model.safetensors" -o "$T/r/s.safetensors" --residual-shrink 3 --quiet; rc=$?
 meta=$("$B" info "$T/r/s.safetensors" 2>&1)
 check "export --residual-shrink stores it" '[[ $rc -eq 0 && "$meta" == *'"'"'"residual_shrink":3'"'"'* ]]'
+err=$("$B" fuse --model "$T/a/model.safetensors" --ir "$T/r/a.png" --vi "$T/r/b.png" --scale 2 --residual-shrink 2 -o "$T/r/f4.png" 2>&1); rc=$?
+check "fuse --residual-shrink with an image-target model: refused" '[[ $rc -ne 0 && $(echo "$err" | wc -l) -eq 1 && "$err" == *residual* && ! -e "$T/r/f4.png" ]]'
 err=$("$B" export --model "$T/a/model.safetensors" -o "$T/r/s2.safetensors" --residual-shrink 3 2>&1); rc=$?
 check "export --residual-shrink of an image-target model: refused" '[[ $rc -ne 0 && "$err" == *residual* && ! -e "$T/r/s2.safetensors" ]]'
 "$B" train "${A[@]}" --out "$T/r2" --init "$T/r/model.safetensors" --steps 2 --val-every 0 2>/dev/null; rc=$?
