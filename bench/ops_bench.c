@@ -11,8 +11,8 @@
  *                cases one at a time, each right before its PyTorch twin, so both see the same load
  *   --no-sgemm   skip the sgemm measurement;  --sgemm-only  only measure sgemm
  *   --best  report the fastest run instead of the median (tuning on a busy machine)
- *   --conv-algo auto|im2col|winograd|winograd-s2   force the conv2d algorithm (winograd only applies to
- *                        3x3 s1 p1, winograd-s2 to 3x3 s2 p1; other shapes use im2col)
+ *   --conv-algo auto|im2col|winograd|winograd-s2|direct   force the conv2d algorithm (winograd only applies to
+ *                        3x3 s1 p1, winograd-s2 to 3x3 s2 p1, direct to 3x3 p1 forward; other shapes use im2col)
  *   --tsv   machine-readable lines for bench/ops:  case<TAB>op<TAB>args<TAB>label<TAB>unit<TAB>
  *           fwd_work<TAB>bwd_work<TAB>fwd_ms<TAB>bwd_ms   and   sgemm<TAB>M,N,K<TAB>gflops<TAB>ms
  *   --list  print the cases (index, op and integer arguments) and exit. */
@@ -62,6 +62,10 @@ typedef struct {
     fsd_arena ws;
 } conv_state;
 
+static const char *algo_tag(fsd_conv_algo a) {
+    return a == FSD_CONV_WINOGRAD ? "wino" : a == FSD_CONV_WINOGRAD_S2 ? "wino-s2" : a == FSD_CONV_DIRECT ? "direct" : "im2col";
+}
+
 static void *conv_setup(const int *a, char *label, size_t n, double *fw, double *bw) {
     conv_state *s = calloc(1, sizeof *s);
     memcpy(s->a, a, sizeof s->a);
@@ -72,9 +76,15 @@ static void *conv_setup(const int *a, char *label, size_t n, double *fw, double 
     s->y = fsd_calloc(ny, sizeof(float)), s->dx = fsd_calloc(nx, sizeof(float));
     s->dw = fsd_calloc(nw, sizeof(float)), s->db = fsd_calloc(Co, sizeof(float));
     if (fsd_arena_init(&s->ws, fsd_conv2d_workspace(B, Ci, H, W, Co, k, st, pad)) != FSD_OK) die_status("arena");
-    const fsd_conv_algo algo = fsd_conv2d_algo_for(B, Ci, H, W, Co, k, st, pad);
-    snprintf(label, n, "%dx%dx%dx%d->%d k%d s%d%s", B, Ci, H, W, Co, k, st,
-             algo == FSD_CONV_WINOGRAD ? " (wino)" : algo == FSD_CONV_WINOGRAD_S2 ? " (wino-s2)" : "");
+    /* tag: the forward algorithm, then the backward one when it differs (direct is forward-only) */
+    const fsd_conv_algo fa = fsd_conv2d_algo_for(B, Ci, H, W, Co, k, st, pad),
+                        ba = fsd_conv2d_backward_algo_for(B, Ci, H, W, Co, k, st, pad);
+    char tag[48] = "";
+    if (fa != FSD_CONV_IM2COL || ba != FSD_CONV_IM2COL) {
+        if (fa == ba) snprintf(tag, sizeof tag, " (%s)", algo_tag(fa));
+        else snprintf(tag, sizeof tag, " (%s/%s)", algo_tag(fa), algo_tag(ba));
+    }
+    snprintf(label, n, "%dx%dx%dx%d->%d k%d s%d%s", B, Ci, H, W, Co, k, st, tag);
     *fw = 2.0 * B * Co * Ho * Wo * (double)Ci * k * k; /* direct-convolution FLOPs, whatever the algorithm */
     *bw = 2.0 * *fw;                                   /* dx and dW */
     return s;
@@ -735,6 +745,7 @@ int main(int argc, char **argv) {
             fsd_conv2d_set_algo(!strcmp(a, "im2col")        ? FSD_CONV_IM2COL
                                 : !strcmp(a, "winograd")    ? FSD_CONV_WINOGRAD
                                 : !strcmp(a, "winograd-s2") ? FSD_CONV_WINOGRAD_S2
+                                : !strcmp(a, "direct")      ? FSD_CONV_DIRECT
                                                             : FSD_CONV_AUTO);
         }
         else if (!strcmp(argv[i], "--list")) list = 1;

@@ -3,7 +3,7 @@ it runs our op (`bench_ops_bench --case I`) and right after it the same op in Py
 torch.set_num_threads(N), so both see the same machine load, and prints one table with the ratios.
 
 Usage: ops_torch.py --bench PATH/bench_ops_bench [--threads N] [--filter SUBSTR] [--case I,J] [--reps R]
-                    [--min-time S] [--best] [--conv-algo auto|im2col|winograd|winograd-s2]
+                    [--min-time S] [--best] [--conv-algo auto|im2col|winograd|winograd-s2|direct]
        ops_torch.py --selftest     (the chunked torch selective scan against the naive loop)
 
 Adding an op family: add a function below that takes the case's integer arguments (the same ones as
@@ -385,7 +385,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--best", action="store_true")
-    ap.add_argument("--conv-algo", default="auto", choices=["auto", "im2col", "winograd", "winograd-s2"])
+    ap.add_argument("--conv-algo", default="auto", choices=["auto", "im2col", "winograd", "winograd-s2", "direct"])
     ap.add_argument("--selftest", action="store_true", help="check the torch scan formulation and exit")
     a = ap.parse_args()
 

@@ -1,6 +1,6 @@
 /* Convolution op family against PyTorch float64 twins (tests/ref/ref_conv.py, cases in $FSD_REF_DIR/conv):
  *  - forward rel err <= 1e-4, every input/parameter gradient rel err <= 1e-3 (rel err as in testutil.h);
- *  - conv2d through both algorithms (im2col+sgemm; Winograd where it applies) and with 1, 2 and 3
+ *  - conv2d through every algorithm that applies (im2col+sgemm, Winograd, stride-2 Winograd, direct) and with 1, 2 and 3
  *    threads (changes how the work is cut into bands/chunks and the two-phase col2im);
  *  - backward accumulates (a second call gives 2x the gradient) and NULL gradients are skipped;
  *  - central finite differences of every backward on tiny shapes (loss = sum dy*y in double);
@@ -25,6 +25,10 @@ static float *scaled(const float *b, size_t n, float s) {
     return a;
 }
 
+static const char *algo_name(fsd_conv_algo a) {
+    return a == FSD_CONV_WINOGRAD ? "winograd" : a == FSD_CONV_WINOGRAD_S2 ? "winograd-s2" : a == FSD_CONV_DIRECT ? "direct" : "im2col";
+}
+
 /* ---------------------------------------------------------------- conv2d vs torch */
 static void run_conv_case(const fsd_safetensors *st, const char *name) {
     const int B = tu_meta_int(st, "B", 0), Ci = tu_meta_int(st, "Cin", 0), H = tu_meta_int(st, "H", 0),
@@ -40,14 +44,15 @@ static void run_conv_case(const fsd_safetensors *st, const char *name) {
     float *dx2 = scaled(dxr, nx, 2), *dw2 = scaled(dwr, nw, 2), *db2 = b ? scaled(dbr, nb, 2) : NULL;
 
     /* every algorithm that applies to the shape */
-    fsd_conv_algo algos[3] = {FSD_CONV_IM2COL};
+    fsd_conv_algo algos[4] = {FSD_CONV_IM2COL};
     int nalgo = 1;
     if (k == 3 && s == 1 && p == 1) algos[nalgo++] = FSD_CONV_WINOGRAD;
     if (k == 3 && s == 2 && p == 1) algos[nalgo++] = FSD_CONV_WINOGRAD_S2;
+    if (k == 3 && s <= 2 && p == 1) algos[nalgo++] = FSD_CONV_DIRECT; /* forward direct, backward AUTO */
     for (int ai = 0; ai < nalgo; ai++) {
         const fsd_conv_algo algo = algos[ai];
         fsd_conv2d_set_algo(algo);
-        const char *an = algo == FSD_CONV_WINOGRAD ? "winograd" : algo == FSD_CONV_WINOGRAD_S2 ? "winograd-s2" : "im2col";
+        const char *an = algo_name(algo);
         for (int nt = 1; nt <= 3; nt++) {
             fsd_set_threads(nt);
             float *y = tu_zeros(ny), *dx = tu_zeros(nx), *dw = tu_zeros(nw), *db = tu_zeros(nb);
@@ -285,9 +290,9 @@ static void bad_input(void) {
     tu_check(fsd_conv2d_workspace(1, 1, 2, 2, 1, 3, 1, 0) == 0, "conv2d workspace of a bad shape is 0");
 
     /* arena too small: a status, no write past it, arena unchanged */
-    for (int algo = FSD_CONV_IM2COL; algo <= FSD_CONV_WINOGRAD_S2; algo++) {
+    for (int algo = FSD_CONV_IM2COL; algo <= FSD_CONV_DIRECT; algo++) {
         fsd_conv2d_set_algo((fsd_conv_algo)algo);
-        const int s = algo == FSD_CONV_WINOGRAD_S2 ? 2 : 1;
+        const int s = algo == FSD_CONV_WINOGRAD_S2 || algo == FSD_CONV_DIRECT ? 2 : 1;
         fsd_arena small;
         fsd_arena_init(&small, 256);
         const int B = 1, C = 16, H = 12, W = 12;
@@ -296,17 +301,59 @@ static void bad_input(void) {
         fsd_status b = fsd_conv2d_backward(x, w, NULL, y, x, w, B, C, H, W, C, 3, s, 1, &small);
         tu_check(a == FSD_ERR_NOMEM && b == FSD_ERR_NOMEM && small.used == 0,
                  "conv2d [%s]: arena too small -> FSD_ERR_NOMEM, arena reset (%s)",
-                 algo == FSD_CONV_WINOGRAD ? "winograd" : algo == FSD_CONV_WINOGRAD_S2 ? "winograd-s2" : "im2col",
-                 fsd_error_message());
+                 algo_name((fsd_conv_algo)algo), fsd_error_message());
         fsd_arena_free(&small);
         fsd_free(x), fsd_free(w), fsd_free(y);
     }
     fsd_conv2d_set_algo(FSD_CONV_AUTO);
     tu_check(fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 1, 1) == FSD_CONV_WINOGRAD &&
-                 fsd_conv2d_algo_for(4, 64, 64, 64, 64, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
-                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_algo_for(4, 128, 64, 64, 128, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
+                 fsd_conv2d_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_backward_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
+                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_backward_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_backward_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_algo_for(4, 9, 8, 8, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,
-             "AUTO: Winograd for 3x3 s1 p1 with many channels and s2 p1 on wide maps, im2col for 1x1");
+             "AUTO: Winograd for 3x3 s1 p1 with many channels, direct forward for few input channels and for "
+             "stride 2 except 128x64^2 (Winograd), im2col for 1x1 and narrow maps");
+    fsd_conv2d_set_algo(FSD_CONV_DIRECT);
+    tu_check(fsd_conv2d_algo_for(1, 4, 9, 9, 4, 3, 1, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_backward_algo_for(1, 4, 9, 9, 4, 3, 1, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_backward_algo_for(1, 32, 9, 9, 4, 3, 1, 1) == FSD_CONV_WINOGRAD &&
+                 fsd_conv2d_algo_for(1, 4, 9, 9, 4, 1, 1, 0) == FSD_CONV_IM2COL,
+             "forced direct: forward on 3x3 p1, backward the AUTO choice, im2col where direct does not apply");
+    fsd_conv2d_set_algo(FSD_CONV_AUTO);
+}
+
+/* Direct forward on shapes whose planes exceed one band (several bands per image, a short last band),
+ * with row lengths that leave a partial 16-lane run and channel counts that leave a partial tile,
+ * against im2col on the same data: rel err <= 1e-5 (both sum the same products in float). */
+static void direct_bands(void) {
+    const int shapes[][7] = {/* B, Cin, H, W, Cout, stride, threads */
+                             {1, 64, 70, 70, 6, 1, 2}, {2, 48, 141, 141, 5, 2, 3}, {1, 40, 61, 37, 9, 2, 1}};
+    for (int i = 0; i < 3; i++) {
+        const int *a = shapes[i], B = a[0], Ci = a[1], H = a[2], W = a[3], Co = a[4], s = a[5];
+        const int Ho = fsd_conv2d_out_size(H, 3, s, 1), Wo = fsd_conv2d_out_size(W, 3, s, 1);
+        const size_t nx = (size_t)B * Ci * H * W, nw = (size_t)Co * Ci * 9, ny = (size_t)B * Co * Ho * Wo;
+        float *x = tu_zeros(nx), *w = tu_zeros(nw), *b = tu_zeros(Co), *y0 = tu_zeros(ny), *y1 = tu_zeros(ny);
+        tu_fill_uniform(x, nx, 21, 1.0f), tu_fill_uniform(w, nw, 22, 0.2f), tu_fill_uniform(b, Co, 23, 1.0f);
+        fsd_set_threads(a[6]);
+        fsd_conv2d_set_algo(FSD_CONV_IM2COL);
+        fsd_status s0 = fsd_conv2d_forward(y0, x, w, b, B, Ci, H, W, Co, 3, s, 1, &g_ws);
+        fsd_conv2d_set_algo(FSD_CONV_DIRECT);
+        const size_t need = fsd_conv2d_workspace(B, Ci, H, W, Co, 3, s, 1);
+        g_ws.peak = 0;
+        fsd_status s1 = fsd_conv2d_forward(y1, x, w, b, B, Ci, H, W, Co, 3, s, 1, &g_ws);
+        const double e = tu_rel_err(y1, y0, ny);
+        tu_check(s0 == FSD_OK && s1 == FSD_OK && e <= 1e-5 && g_ws.used == 0 && g_ws.peak <= need,
+                 "direct vs im2col %dx%dx%dx%d->%d s%d, %d threads: rel err %.2g, arena peak %zu <= %zu", B, Ci, H, W,
+                 Co, s, a[6], e, g_ws.peak, need);
+        fsd_free(x), fsd_free(w), fsd_free(b), fsd_free(y0), fsd_free(y1);
+    }
+    fsd_conv2d_set_algo(FSD_CONV_AUTO);
+    fsd_set_threads(2);
 }
 
 int main(void) {
@@ -314,7 +361,7 @@ int main(void) {
     if (fsd_arena_init(&g_ws, (size_t)64 << 20) != FSD_OK) return tu_check(0, "arena"), tu_summary();
     char **paths;
     int n = tu_list_cases("conv", &paths);
-    tu_check(n >= 21, "found %d reference cases in %s/conv (ref_conv.py writes 21)", n, tu_ref_dir());
+    tu_check(n >= 23, "found %d reference cases in %s/conv (ref_conv.py writes 23)", n, tu_ref_dir());
     for (int i = 0; i < n; i++) {
         fsd_safetensors st;
         if (!tu_check(fsd_st_open(&st, paths[i]) == FSD_OK, "open %s", paths[i])) continue;
@@ -333,7 +380,10 @@ int main(void) {
     fd_conv("3x3 s2 im2col 1x2x7x6->3", FSD_CONV_IM2COL, 1, 2, 7, 6, 3, 3, 2, 1);
     fd_conv("3x3 s2 winograd-s2 2x2x7x6->3", FSD_CONV_WINOGRAD_S2, 2, 2, 7, 6, 3, 3, 2, 1);
     fd_conv("3x3 s2 winograd-s2 1x3x6x9->2", FSD_CONV_WINOGRAD_S2, 1, 3, 6, 9, 2, 3, 2, 1);
+    fd_conv("3x3 s1 direct 2x3x5x18->5", FSD_CONV_DIRECT, 2, 3, 5, 18, 5, 3, 1, 1);
+    fd_conv("3x3 s2 direct 1x2x7x35->6", FSD_CONV_DIRECT, 1, 2, 7, 35, 6, 3, 2, 1);
     fd_conv("1x1 2x3x3x4->5", FSD_CONV_AUTO, 2, 3, 3, 4, 5, 1, 1, 0);
+    direct_bands();
     fd_simple();
     bad_input();
     fsd_arena_free(&g_ws);

@@ -30,14 +30,17 @@ typedef enum fsd_conv_algo {
     FSD_CONV_AUTO = 0,
     FSD_CONV_IM2COL = 1,   /* im2col + sgemm (always applicable) */
     FSD_CONV_WINOGRAD = 2,   /* only 3x3 stride 1 pad 1; other shapes fall back to im2col */
-    FSD_CONV_WINOGRAD_S2 = 3 /* polyphase Winograd, only 3x3 stride 2 pad 1; else im2col */
+    FSD_CONV_WINOGRAD_S2 = 3, /* polyphase Winograd, only 3x3 stride 2 pad 1; else im2col */
+    FSD_CONV_DIRECT = 4       /* direct 3x3 pad 1, stride 1 or 2, forward only (backward runs what AUTO
+                                 picks among the others); other shapes fall back to im2col */
 } fsd_conv_algo;
 
 /* Process-wide algorithm override (tests and benchmarks compare the paths). Default AUTO. */
 void fsd_conv2d_set_algo(fsd_conv_algo a);
 fsd_conv_algo fsd_conv2d_get_algo(void);
-/* The algorithm forward/backward would use for this shape under the current setting. */
+/* The algorithm forward (backward) would use for this shape under the current setting. */
 fsd_conv_algo fsd_conv2d_algo_for(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad);
+fsd_conv_algo fsd_conv2d_backward_algo_for(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad);
 
 static inline int fsd_conv2d_out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
 

@@ -1,4 +1,4 @@
-/* Vector helpers for the attention and Mamba kernels (private to src/ops).
+/* Vector helpers for the attention, Mamba and direct-conv kernels (private to src/ops).
  *
  * Scalar e^x is fsd_expf from vmath.h; am_expv16 below is its 16-lane twin (same range
  *   reduction and polynomial) for values that stay in registers.
@@ -38,6 +38,18 @@ typedef int32_t am_i16 __attribute__((vector_size(64)));
 #define AM_SWAP(v, k)                                                                                         \
     __builtin_shuffle(v, (am_i16){0 ^ (k), 1 ^ (k), 2 ^ (k), 3 ^ (k), 4 ^ (k), 5 ^ (k), 6 ^ (k), 7 ^ (k), 8 ^ (k), \
                                   9 ^ (k), 10 ^ (k), 11 ^ (k), 12 ^ (k), 13 ^ (k), 14 ^ (k), 15 ^ (k)})
+#endif
+
+/* Even / odd lanes of the 32 floats a:b (stride-2 de-interleave). */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define AM_EVENS(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define AM_ODDS(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#endif
+#endif
+#ifndef AM_EVENS
+#define AM_EVENS(a, b) __builtin_shuffle(a, b, (am_i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+#define AM_ODDS(a, b) __builtin_shuffle(a, b, (am_i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
 #endif
 
 static inline am_v16 v16_load(const float *p) {

@@ -31,6 +31,8 @@
  */
 #include "fsdiff/ops_conv.h"
 
+#include "am_vec.h"
+
 #include <cblas.h>
 #include <omp.h>
 #include <stdint.h>
@@ -54,6 +56,8 @@ typedef struct conv_plan {
     int wino;   /* 1: Winograd F(2x2,3x3); 2: polyphase Winograd for stride 2 (see wino_s2_*) */
     int nxi;    /* Winograd-domain points per tile: 16 (stride 1) or 25 (stride 2) */
     int direct; /* 1x1 stride 1 pad 0: input plane is the GEMM operand */
+    int dir;    /* direct 3x3 forward (direct_*): tasks are bands of `rows` rows, planes of row stride drs */
+    int drs;
     /* im2col path: tasks are bands of `rows` output rows (bands per image) or groups of `group` images */
     int group, rows, bands, ntasks, ncols;
     /* Winograd path: tiles th x tw per image; chunks are runs of tile rows over all B*th rows */
@@ -69,28 +73,46 @@ static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
     *r0 = (int)((int64_t)c * R / n), *r1 = (int)((int64_t)(c + 1) * R / n);
 }
 
-/* Algorithm for a shape under the current setting: FSD_CONV_WINOGRAD (3x3 s1 p1), FSD_CONV_WINOGRAD_S2
- * (3x3 s2 p1) or FSD_CONV_IM2COL. A forced algorithm that does not apply to the shape falls back to im2col. */
-static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad) {
+/* Algorithm of the forward (backward) pass for a shape under the current setting: FSD_CONV_WINOGRAD (3x3 s1
+ * p1), FSD_CONV_WINOGRAD_S2 (3x3 s2 p1), FSD_CONV_DIRECT (3x3 p1 s1/s2, forward only) or FSD_CONV_IM2COL.
+ * A forced algorithm that does not apply to the shape falls back to im2col; forced direct leaves the
+ * backward pass to the AUTO choice. */
+static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
+    (void)Cout;
+    if (g_algo == FSD_CONV_DIRECT && !(s1 || s2)) return FSD_CONV_IM2COL;
+    if (g_algo == FSD_CONV_DIRECT && !backward) return FSD_CONV_DIRECT;
     if (g_algo == FSD_CONV_IM2COL) return FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_WINOGRAD) return s1 ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_WINOGRAD_S2) return s2 ? FSD_CONV_WINOGRAD_S2 : FSD_CONV_IM2COL;
-    /* AUTO (measured with bench/ops): Winograd wins whenever Cin >= 16; with few input channels
-     * (conv_in 9->64) the transforms dominate and im2col is ~10% (fwd) to 35% (bwd) faster. With
-     * few output channels (final 64->3) both are equal forward and Winograd is 1.5x faster backward. */
+    /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct (forward only) needs output rows that
+     * fill its 16-lane runs: Wo >= 16 with at most a quarter of the lanes wasted. */
+    const int Wo = fsd_conv2d_out_size(W, k, s, pad), lanes_ok = Wo >= 16 && 4 * Wo >= 3 * 16 * cdiv(Wo, 16);
+    /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
+     * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
+     * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)
+     * Winograd is 1.5x faster than im2col backward. */
     if (s1 && Cin >= 16 && H >= 4 && W >= 4) return FSD_CONV_WINOGRAD;
-    /* Stride 2 (single-thread CPU time, Zen 4): polyphase Winograd is 1.2-1.4x faster than im2col forward
-     * and 1.1-1.2x backward at 64x128^2 and 128x64^2, but at 256x32^2 (output rows of 16, 8 tiles) its
-     * transforms run on too-short rows and im2col is 1.05x (fwd) to 1.2x (bwd) faster. */
+    if (s1 && lanes_ok && !backward) return FSD_CONV_DIRECT;
+    /* Stride 2, forward: direct beats the polyphase Winograd at 64x128^2 (6.5 vs 6.8 ms) and im2col at
+     * 256x32^2 (5.4-5.7 vs 7.2 ms; Winograd's transforms run on too-short rows there); Winograd wins at
+     * 128x64^2 (5.4-5.6 vs 5.6-6.0 ms). Backward: Winograd is 1.1-1.2x faster than im2col at 64x128^2 and
+     * 128x64^2, im2col 1.2x faster at 256x32^2. */
+    if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16)) return FSD_CONV_DIRECT;
     if (s2 && Cin >= 16 && (W + 1) / 2 >= 32 && H >= 8) return FSD_CONV_WINOGRAD_S2;
     return FSD_CONV_IM2COL;
 }
 
 fsd_conv_algo fsd_conv2d_algo_for(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
-    return pick_algo(Cin, H, W, Cout, k, stride, pad);
+    (void)B;
+    return pick_algo(Cin, H, W, Cout, k, stride, pad, 0);
+}
+fsd_conv_algo fsd_conv2d_backward_algo_for(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
+    (void)B;
+    return pick_algo(Cin, H, W, Cout, k, stride, pad, 1);
 }
 
+static void direct_plan(conv_plan *p);
 static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout, int k, int s, int pad,
                             int backward) {
     memset(p, 0, sizeof *p);
@@ -109,7 +131,12 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
     if (p->nt < 1) p->nt = 1;
     const int nt = p->nt;
 
-    const fsd_conv_algo algo = pick_algo(Cin, H, W, Cout, k, s, pad);
+    const fsd_conv_algo algo = pick_algo(Cin, H, W, Cout, k, s, pad, backward);
+    if (algo == FSD_CONV_DIRECT) {
+        p->dir = 1;
+        direct_plan(p);
+        return FSD_OK;
+    }
     if (algo == FSD_CONV_WINOGRAD || algo == FSD_CONV_WINOGRAD_S2) {
         p->wino = algo == FSD_CONV_WINOGRAD ? 1 : 2;
         p->nxi = p->wino == 1 ? 16 : 25;
@@ -218,7 +245,9 @@ static void wino_split(const conv_plan *p, float *base, int need_u, int need_du,
     w->tiles = base;
     w->rows = base + (size_t)p->nt * wino_thread_floats(p);
 }
+static size_t direct_scratch_floats(const conv_plan *p);
 static size_t plan_bytes(const conv_plan *p) {
+    if (p->dir) return (direct_scratch_floats(p) + 64) * sizeof(float);
     if (p->wino) return (wino_scratch_floats(p, 1, 1) + 64) * sizeof(float);
     return ((size_t)p->nt * gemm_thread_floats(p, 1) + 64) * sizeof(float);
 }
@@ -1062,6 +1091,193 @@ static void wino_s2_backward(const conv_plan *p, float *dx, float *dw, const flo
     }
 }
 
+/* ================================================================ direct 3x3, pad 1, stride 1 or 2 (forward)
+ *
+ * out[co, y, x0..x0+15] accumulates w[co, t] * src[base(y, x0) + off[t]] over the taps t = (ci, ky, kx): with
+ * the input laid out as "planes" in which every tap of a 16-pixel output run is one contiguous 16-float run,
+ * the convolution is a GEMM [Cout, Cin*9] x [Cin*9, pixels] whose B operand is read in place (no im2col).
+ *  - stride 1: the planes are the zero-padded input rows, row stride rs = W + 2; tap (ky, kx) is at
+ *    ky*rs + kx from the output pixel.
+ *  - stride 2: the padded input P splits into 4 phase planes Q[py][px][i][j] = P[2i+py][2j+px] of row
+ *    stride rs = Wo + 1; output (y, x) under tap (ky, kx) reads Q[ky&1][kx&1][y + ky/2][x + kx/2].
+ * Output runs of 16 pixels go along the rows (the last run of a row is stored with its tail cut off: its
+ * extra lanes read the next row or the zeroed slack and are thrown away). A tile is 4 output channels x 4
+ * runs = 16 accumulator registers, each tap costs 4 loads and 4 broadcasts for 16 FMAs; the weights are
+ * read in PyTorch's layout (4 sequential streams), never repacked. Tasks are bands of output rows of one
+ * image whose planes (built per task) fit in L2; tile loops run channel block outer, runs inner, so a
+ * block's weights stay in L1 while the runs stream from L2. On the 2-core Zen 4 this runs the
+ * 256x32^2 stride-2 conv at ~95 % of the measured FMA peak (bench/RESULTS.md). */
+
+#define DIRECT_BAND_BYTES (400u << 10)
+#define DIRECT_CO 4 /* output channels per tile */
+#define DIRECT_NV 4 /* 16-pixel runs per tile */
+
+/* Band planes of one image: channel stride (floats) and plane rows for bands of at most `rows` rows. */
+static int direct_plane_rows(const conv_plan *p, int rows) { return p->s == 1 ? rows + 2 : rows + 1; }
+static size_t direct_chan_floats(const conv_plan *p, int rows) {
+    return (size_t)(p->s == 1 ? 1 : 4) * direct_plane_rows(p, rows) * p->drs;
+}
+static size_t direct_thread_floats(const conv_plan *p) { return (size_t)p->Cin * direct_chan_floats(p, p->rows) + 64; }
+static size_t direct_scratch_floats(const conv_plan *p) {
+    return (size_t)p->nt * direct_thread_floats(p) + (size_t)p->Ckk + 64; /* + tap offsets (ints) */
+}
+
+/* Bands of `rows` output rows (the last one may be shorter): one band's planes take about
+ * DIRECT_BAND_BYTES (L2), a band is a whole number of tiles where it can be (a partial tile has fewer
+ * accumulators to hide the FMA latency behind), and there are at least nt tasks. Measured on the
+ * 256x32^2 stride-2 conv: 4-row bands (348 KiB of planes) 5.69 ms, whole images (1.2 MiB) 5.76 ms,
+ * 6-row bands 6.15 ms. */
+static void direct_plan(conv_plan *p) {
+    p->drs = p->s == 1 ? p->W + 2 : p->Wo + 1;
+    const int nvr = cdiv(p->Wo, 16), align = DIRECT_NV / (nvr % DIRECT_NV == 0 ? DIRECT_NV : nvr % 2 == 0 ? 2 : 1);
+    int rows = p->Ho;
+    while (rows > 1 && (double)p->Cin * direct_chan_floats(p, rows) * sizeof(float) > DIRECT_BAND_BYTES) rows--;
+    if (rows > align) rows -= rows % align;
+    if (p->B * cdiv(p->Ho, rows) < p->nt) rows = imax(1, cdiv(p->Ho, cdiv(p->nt, p->B)));
+    p->rows = rows, p->bands = cdiv(p->Ho, rows);
+    p->ntasks = p->B * p->bands;
+}
+
+/* Tap offsets for the band layout (the same for every band: planes are sized for p->rows rows). */
+static void direct_offsets(const conv_plan *p, int *off) {
+    const int pr = direct_plane_rows(p, p->rows), rs = p->drs;
+    const size_t cs = direct_chan_floats(p, p->rows);
+    for (int ci = 0; ci < p->Cin; ci++)
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++)
+                off[ci * 9 + ky * 3 + kx] = (int)(ci * cs) + (p->s == 1 ? ky * rs + kx
+                                                                        : ((ky & 1) * 2 + (kx & 1)) * pr * rs +
+                                                                              (ky >> 1) * rs + (kx >> 1));
+}
+
+/* Planes of output rows [oy0, oy1) of image xb [Cin, H, W] into buf (layout above), zero padding included. */
+static void direct_planes(float *buf, const float *xb, const conv_plan *p, int oy0, int oy1) {
+    const int H = p->H, W = p->W, rs = p->drs, pr = direct_plane_rows(p, p->rows), R = oy1 - oy0;
+    const size_t cs = direct_chan_floats(p, p->rows);
+    for (int ci = 0; ci < p->Cin; ci++) {
+        const float *xc = xb + (size_t)ci * H * W;
+        float *pc = buf + ci * cs;
+        if (p->s == 1) {
+            for (int r = 0; r < R + 2; r++) { /* plane row r <- input row oy0 - 1 + r */
+                float *d = pc + (size_t)r * rs;
+                const int iy = oy0 - 1 + r;
+                if (iy < 0 || iy >= H) {
+                    memset(d, 0, (size_t)rs * sizeof(float));
+                    continue;
+                }
+                d[0] = 0.0f, d[W + 1] = 0.0f;
+                memcpy(d + 1, xc + (size_t)iy * W, (size_t)W * sizeof(float));
+            }
+        } else {
+            for (int py = 0; py < 2; py++)
+                for (int i = 0; i < R + 1; i++) { /* phase rows i <- input row 2(oy0+i) + py - 1 */
+                    float *d0 = pc + ((size_t)(py * 2) * pr + i) * rs, *d1 = d0 + (size_t)pr * rs;
+                    const int iy = 2 * (oy0 + i) + py - 1;
+                    if (iy < 0 || iy >= H) {
+                        memset(d0, 0, (size_t)rs * sizeof(float));
+                        memset(d1, 0, (size_t)rs * sizeof(float));
+                        continue;
+                    }
+                    /* d0[j] = x[2j-1] (px 0), d1[j] = x[2j] (px 1), zero outside [0, W): 32 input floats
+                     * give d1[16m..16m+15] (even lanes) and d0[16m+1..16m+16] (odd lanes) */
+                    const float *xr = xc + (size_t)iy * W;
+                    int j = 0;
+                    d0[0] = 0.0f;
+                    for (; 2 * j + 32 <= W; j += 16) {
+                        const am_v16 a = v16_load(xr + 2 * j), b = v16_load(xr + 2 * j + 16);
+                        v16_store(d1 + j, AM_EVENS(a, b));
+                        v16_store(d0 + j + 1, AM_ODDS(a, b));
+                    }
+                    for (; j < rs; j++) {
+                        d1[j] = 2 * j < W ? xr[2 * j] : 0.0f;
+                        if (j + 1 < rs) d0[j + 1] = 2 * j + 1 < W ? xr[2 * j + 1] : 0.0f;
+                    }
+                }
+        }
+    }
+    memset(buf + (size_t)p->Cin * cs, 0, 64 * sizeof(float)); /* slack read by the cut-off lanes */
+}
+
+/* One tile: CO output channels x NV runs of 16 pixels, all Cin*9 taps, bias added, runs cut to len[v].
+ * CO and NV are compile-time constants at every call (direct_tile dispatches), so acc stays in registers. */
+static inline __attribute__((always_inline)) void direct_tile_body(const int CO, const int NV, float *out,
+                                                                    size_t ocs, const int *ob, const int *len,
+                                                                    const float *w, int K, const float *src,
+                                                                    const int *vb, const int *off,
+                                                                    const float *bias) {
+    am_v16 acc[DIRECT_CO][DIRECT_NV];
+    const float *s[DIRECT_NV];
+    for (int v = 0; v < NV; v++) s[v] = src + vb[v];
+    for (int c = 0; c < CO; c++)
+        for (int v = 0; v < NV; v++) acc[c][v] = v16_set1(bias ? bias[c] : 0.0f);
+    for (int t = 0; t < K; t++) {
+        const int o = off[t];
+        am_v16 b[DIRECT_NV];
+        for (int v = 0; v < NV; v++) b[v] = v16_load(s[v] + o);
+        for (int c = 0; c < CO; c++) {
+            const am_v16 wc = v16_set1(w[(size_t)c * K + t]);
+            for (int v = 0; v < NV; v++) acc[c][v] += wc * b[v];
+        }
+    }
+    for (int c = 0; c < CO; c++)
+        for (int v = 0; v < NV; v++) {
+            float *d = out + c * ocs + ob[v];
+            if (len[v] == 16) v16_store(d, acc[c][v]);
+            else {
+                float tmp[16];
+                v16_store(tmp, acc[c][v]);
+                memcpy(d, tmp, (size_t)len[v] * sizeof(float));
+            }
+        }
+}
+
+static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, const int *len, const float *w, int K,
+                        const float *src, const int *vb, const int *off, const float *bias) {
+#define DT(C, V) direct_tile_body(C, V, out, ocs, ob, len, w, K, src, vb, off, bias)
+    if (co == DIRECT_CO) switch (nv) {
+        case 4: DT(4, 4); return;
+        case 3: DT(4, 3); return;
+        case 2: DT(4, 2); return;
+        default: DT(4, 1); return;
+        }
+    switch (nv) { /* channel remainder: one channel at a time */
+    case 4: for (int c = 0; c < co; c++) DT(1, 4), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
+    case 3: for (int c = 0; c < co; c++) DT(1, 3), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
+    case 2: for (int c = 0; c < co; c++) DT(1, 2), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
+    default: for (int c = 0; c < co; c++) DT(1, 1), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
+    }
+#undef DT
+}
+
+static void direct_forward(const conv_plan *p, float *out, const float *x, const float *w, const float *bias,
+                           float *scratch) {
+    int *off = (int *)(scratch + (size_t)p->nt * direct_thread_floats(p));
+    direct_offsets(p, off);
+    const int nvr = cdiv(p->Wo, 16), K = p->Ckk;
+#pragma omp parallel for schedule(static) num_threads(p->nt)
+    for (int t = 0; t < p->ntasks; t++) {
+        float *buf = scratch + (size_t)omp_get_thread_num() * direct_thread_floats(p);
+        const int b = t / p->bands;
+        const int oy0 = (t % p->bands) * p->rows, oy1 = imin(p->Ho, oy0 + p->rows);
+        direct_planes(buf, x + (size_t)b * p->Cin * p->H * p->W, p, oy0, oy1);
+        float *ob_img = out + (size_t)b * p->Cout * p->P;
+        const int nruns = (oy1 - oy0) * nvr;
+        for (int c0 = 0; c0 < p->Cout; c0 += DIRECT_CO) {
+            const int co = imin(DIRECT_CO, p->Cout - c0);
+            for (int r0 = 0; r0 < nruns; r0 += DIRECT_NV) {
+                const int nv = imin(DIRECT_NV, nruns - r0);
+                int vb[DIRECT_NV], ob[DIRECT_NV], len[DIRECT_NV];
+                for (int v = 0; v < nv; v++) {
+                    const int y = (r0 + v) / nvr, x0 = 16 * ((r0 + v) % nvr);
+                    vb[v] = y * p->drs + x0, ob[v] = (oy0 + y) * p->Wo + x0, len[v] = imin(16, p->Wo - x0);
+                }
+                direct_tile(co, nv, ob_img + (size_t)c0 * p->P, (size_t)p->P, ob, len, w + (size_t)c0 * K, K, buf, vb,
+                            off, bias ? bias + c0 : NULL);
+            }
+        }
+    }
+}
+
 /* ================================================================ public entry points */
 
 fsd_status fsd_conv2d_forward(float *out, const float *x, const float *w, const float *bias, int B, int Cin,
@@ -1071,7 +1287,14 @@ fsd_status fsd_conv2d_forward(float *out, const float *x, const float *w, const 
     if (st != FSD_OK) return st;
     if (!out || !x || !w || !ws) return fsd_fail(FSD_ERR_INVALID, "conv2d_forward: NULL argument");
     const size_t mark = fsd_arena_mark(ws);
-    if (p.wino) {
+    if (p.dir) {
+        float *s = ws_floats(ws, direct_scratch_floats(&p), "direct-conv planes");
+        if (!s) {
+            fsd_arena_reset(ws, mark);
+            return FSD_ERR_NOMEM;
+        }
+        direct_forward(&p, out, x, w, bias, s);
+    } else if (p.wino) {
         float *s = ws_floats(ws, wino_scratch_floats(&p, 1, 0), "Winograd tiles");
         if (!s) {
             fsd_arena_reset(ws, mark);
