@@ -450,7 +450,7 @@ def main():
         del variants
     print("-" * len(hdr))
     print("ratio = ours/PyTorch speed (>1: ours faster). conv FLOPs are direct-convolution FLOPs "
-          "(2*B*Cout*Cin*k*k*Ho*Wo fwd, 2x that bwd) whatever the algorithm; (wino) = Winograd F(2x2,3x3), (wino-s2) = its polyphase stride-2 form.")
+          "(2*B*Cout*Cin*k*k*Ho*Wo fwd, 2x that bwd) whatever the algorithm; (wino) = Winograd F(2x2,3x3), (wino-s2) = its polyphase stride-2 form, (direct) = direct 3x3; A/B = forward A, backward B.")
     print("Backward on both sides = all input and parameter gradients, accumulated into persistent buffers.")
     print("GB/s = compulsory bytes read + written; Gupd/s = 1e9 scan state updates (B*E*N*L per call); "
           "attention t:tok = torch given our token-major layout, t:heads = torch given contiguous heads.")

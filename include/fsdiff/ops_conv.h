@@ -18,14 +18,20 @@ extern "C" {
  *   Ho = (H + 2*pad - k)/stride + 1, Wo likewise.
  * Algorithms: im2col + sgemm (any k/stride/pad; 1x1 stride 1 uses the input plane as the GEMM
  * operand directly), Winograd F(2x2,3x3) for 3x3 stride 1 pad 1 (2.25x fewer multiplies, same
- * maths up to float rounding) and a polyphase Winograd for 3x3 stride 2 pad 1 (25 instead of 36
- * multiplies per 2x2 output tile, transform entries 0/+-1). FSD_CONV_AUTO takes Winograd for 3x3
- * stride 1 pad 1 with Cin >= 16 and H, W >= 4, the stride-2 Winograd for 3x3 stride 2 pad 1 with
- * Cin >= 16, H >= 8 and output width >= 32, im2col otherwise.
+ * maths up to float rounding), a polyphase Winograd for 3x3 stride 2 pad 1 (25 instead of 36
+ * multiplies per 2x2 output tile, transform entries 0/+-1) and a direct 3x3 pad 1 convolution
+ * (stride 1 or 2 forward, stride 2 backward with Cout % 16 == 0; same products as im2col, no
+ * im2col matrix). FSD_CONV_AUTO (tuned on 2 Zen 4 cores, see pick_algo in conv.c) takes, forward:
+ * Winograd for 3x3 s1 p1 with Cin >= 16 and H, W >= 4; direct for 3x3 s1 p1 with fewer input
+ * channels and for 3x3 s2 p1 with Cin <= 64 or output width <= 16, both when the output width is
+ * >= 16 and fills >= 3/4 of its 16-lane runs; the stride-2 Winograd for the other 3x3 s2 p1 with
+ * Cin >= 16, H >= 8 and output width >= 32; im2col otherwise. Backward: direct for 3x3 s2 p1 with
+ * Cout % 16 == 0 and the same width rule, else as forward without direct.
  * Scratch: fsd_conv2d_workspace() bytes; Winograd needs 2 x 16*Cout*Cin floats (25*Cout*Cin for
- * stride 2) (transformed kernel
- * and its gradient) plus ~1.5 MiB per thread, im2col ~1-4 MiB per thread plus a per-thread copy of
- * dW [Cout, Cin*k*k] in backward. Size the arena by the largest conv of the network. */
+ * stride 2) (transformed kernel and its gradient) plus ~1.5 MiB per thread, im2col ~1-4 MiB per
+ * thread plus a per-thread copy of dW [Cout, Cin*k*k] in backward, direct ~0.4 MiB of input planes
+ * per thread (forward) or 2 copies of dout (backward). Size the arena by the largest conv of the
+ * network. */
 typedef enum fsd_conv_algo {
     FSD_CONV_AUTO = 0,
     FSD_CONV_IM2COL = 1,   /* im2col + sgemm (always applicable) */

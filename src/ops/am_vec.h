@@ -40,16 +40,21 @@ typedef int32_t am_i16 __attribute__((vector_size(64)));
                                   9 ^ (k), 10 ^ (k), 11 ^ (k), 12 ^ (k), 13 ^ (k), 14 ^ (k), 15 ^ (k)})
 #endif
 
-/* Even / odd lanes of the 32 floats a:b (stride-2 de-interleave). */
+/* Even / odd lanes of the 32 floats a:b (stride-2 de-interleave) and the inverse: a and b interleaved,
+ * lanes 0-15 (ZIP_LO) and 16-31 (ZIP_HI) of a0 b0 a1 b1 ... */
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
 #define AM_EVENS(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
 #define AM_ODDS(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#define AM_ZIP_LO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define AM_ZIP_HI(a, b) __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
 #endif
 #endif
 #ifndef AM_EVENS
 #define AM_EVENS(a, b) __builtin_shuffle(a, b, (am_i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
 #define AM_ODDS(a, b) __builtin_shuffle(a, b, (am_i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+#define AM_ZIP_LO(a, b) __builtin_shuffle(a, b, (am_i16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23})
+#define AM_ZIP_HI(a, b) __builtin_shuffle(a, b, (am_i16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
 #endif
 
 static inline am_v16 v16_load(const float *p) {
@@ -58,7 +63,17 @@ static inline am_v16 v16_load(const float *p) {
     return v;
 }
 static inline void v16_store(float *p, am_v16 v) { memcpy(p, &v, sizeof v); }
-static inline am_v16 v16_set1(float x) { return (am_v16){0} + x; }
+/* Every lane x. Spelled out: `(am_v16){0} + x` made GCC add 0.0f in scalar first (x + 0 differs from x
+ * for x = -0), then broadcast from a register, instead of one broadcast load folded into the FMA. */
+static inline am_v16 v16_set1(float x) { return (am_v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+/* r[i][j] <- r[j][i]: four rounds of zipping row i with row i+8 (a perfect shuffle of the rows). */
+static inline void v16_transpose16(am_v16 r[16]) {
+    for (int round = 0; round < 4; round++) {
+        am_v16 n[16];
+        for (int i = 0; i < 8; i++) n[2 * i] = AM_ZIP_LO(r[i], r[i + 8]), n[2 * i + 1] = AM_ZIP_HI(r[i], r[i + 8]);
+        for (int i = 0; i < 16; i++) r[i] = n[i];
+    }
+}
 static inline am_v16 v16_select(am_i16 mask, am_v16 a, am_v16 b) {
     return (am_v16)(((am_i16)a & mask) | ((am_i16)b & ~mask));
 }

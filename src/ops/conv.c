@@ -28,6 +28,13 @@
  *
  *  3. Polyphase Winograd for 3x3 stride 2 pad 1 (the Downsample convs): 25 GEMMs per 2x2 output tile
  *     instead of 36 multiplies, on the machinery of 2. (derivation at wino_s2_*).
+ *
+ *  4. Direct 3x3 pad 1 (direct_*): our own AVX-512 tile kernel, 4 output channels x 4 runs of 16 pixels
+ *     in 16 accumulators, over input "planes" in which every tap of a run is a contiguous load. Used
+ *     forward for few input channels (conv_in) and most stride-2 convs, and for the stride-2 backward
+ *     (dW by broadcasting input values against dout^T, dx by its 4 polyphase parts). sgemm's ~90 % of
+ *     the FMA peak plus im2col's copies could not match oneDNN's direct convs at 95 % (bench/RESULTS.md);
+ *     this kernel runs at 95-99 % of the peak when its planes are cache-resident.
  */
 #include "fsdiff/ops_conv.h"
 
@@ -79,26 +86,31 @@ static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
  * backward pass to the AUTO choice. */
 static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
-    (void)Cout;
-    if (g_algo == FSD_CONV_DIRECT && !(s1 || s2)) return FSD_CONV_IM2COL;
-    if (g_algo == FSD_CONV_DIRECT && !backward) return FSD_CONV_DIRECT;
+    /* direct's int tap offsets span a whole image's planes (and D): far beyond any practical size */
+    const int direct_fits = (int64_t)imax(Cin, Cout) * (H + 2) * (W + 2) < INT32_MAX / 8;
+    const int direct_bwd = s2 && Cout % 16 == 0 && direct_fits;
+    if (g_algo == FSD_CONV_DIRECT && (!(s1 || s2) || !direct_fits)) return FSD_CONV_IM2COL;
+    if (g_algo == FSD_CONV_DIRECT && (!backward || direct_bwd)) return FSD_CONV_DIRECT;
     if (g_algo == FSD_CONV_IM2COL) return FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_WINOGRAD) return s1 ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_WINOGRAD_S2) return s2 ? FSD_CONV_WINOGRAD_S2 : FSD_CONV_IM2COL;
-    /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct (forward only) needs output rows that
-     * fill its 16-lane runs: Wo >= 16 with at most a quarter of the lanes wasted. */
-    const int Wo = fsd_conv2d_out_size(W, k, s, pad), lanes_ok = Wo >= 16 && 4 * Wo >= 3 * 16 * cdiv(Wo, 16);
+    /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct needs output rows that fill its 16-lane
+     * runs: Wo >= 16 with at most a quarter of the lanes wasted (measured there only). */
+    const int Wo = fsd_conv2d_out_size(W, k, s, pad),
+              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * 16 * cdiv(Wo, 16) && direct_fits;
     /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
      * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
      * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)
      * Winograd is 1.5x faster than im2col backward. */
     if (s1 && Cin >= 16 && H >= 4 && W >= 4) return FSD_CONV_WINOGRAD;
     if (s1 && lanes_ok && !backward) return FSD_CONV_DIRECT;
-    /* Stride 2, forward: direct beats the polyphase Winograd at 64x128^2 (6.5 vs 6.8 ms) and im2col at
-     * 256x32^2 (5.4-5.7 vs 7.2 ms; Winograd's transforms run on too-short rows there); Winograd wins at
-     * 128x64^2 (5.4-5.6 vs 5.6-6.0 ms). Backward: Winograd is 1.1-1.2x faster than im2col at 64x128^2 and
-     * 128x64^2, im2col 1.2x faster at 256x32^2. */
+    /* Stride 2, forward: direct beats the polyphase Winograd at 64x128^2 (6.2 vs 6.8 ms) and im2col at
+     * 256x32^2 (5.3-5.6 vs 7.2 ms; Winograd's transforms run on too-short rows there); Winograd wins at
+     * 128x64^2 (5.2-5.4 vs 5.6 ms). Backward (Cout % 16 == 0): direct beats Winograd at 64x128^2 (13.6-14.7
+     * vs 17.3 ms) and 128x64^2 (11.9-12.2 vs 13.1-13.8) and im2col at 256x32^2 (11.6-11.8 vs 14.1-14.7);
+     * otherwise Winograd is 1.1-1.2x faster than im2col at 64x128^2 and 128x64^2. */
     if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16)) return FSD_CONV_DIRECT;
+    if (backward && direct_bwd && lanes_ok) return FSD_CONV_DIRECT;
     if (s2 && Cin >= 16 && (W + 1) / 2 >= 32 && H >= 8) return FSD_CONV_WINOGRAD_S2;
     return FSD_CONV_IM2COL;
 }
@@ -133,8 +145,8 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
 
     const fsd_conv_algo algo = pick_algo(Cin, H, W, Cout, k, s, pad, backward);
     if (algo == FSD_CONV_DIRECT) {
-        p->dir = 1;
-        direct_plan(p);
+        p->dir = backward ? 2 : 1;
+        if (!backward) direct_plan(p);
         return FSD_OK;
     }
     if (algo == FSD_CONV_WINOGRAD || algo == FSD_CONV_WINOGRAD_S2) {
@@ -246,8 +258,10 @@ static void wino_split(const conv_plan *p, float *base, int need_u, int need_du,
     w->rows = base + (size_t)p->nt * wino_thread_floats(p);
 }
 static size_t direct_scratch_floats(const conv_plan *p);
+static size_t direct_bwd_scratch_floats(const conv_plan *p);
 static size_t plan_bytes(const conv_plan *p) {
-    if (p->dir) return (direct_scratch_floats(p) + 64) * sizeof(float);
+    if (p->dir == 1) return (direct_scratch_floats(p) + 64) * sizeof(float);
+    if (p->dir == 2) return (direct_bwd_scratch_floats(p) + 64) * sizeof(float);
     if (p->wino) return (wino_scratch_floats(p, 1, 1) + 64) * sizeof(float);
     return ((size_t)p->nt * gemm_thread_floats(p, 1) + 64) * sizeof(float);
 }
@@ -1198,11 +1212,14 @@ static void direct_planes(float *buf, const float *xb, const conv_plan *p, int o
     memset(buf + (size_t)p->Cin * cs, 0, 64 * sizeof(float)); /* slack read by the cut-off lanes */
 }
 
-/* One tile: CO output channels x NV runs of 16 pixels, all Cin*9 taps, bias added, runs cut to len[v].
- * CO and NV are compile-time constants at every call (direct_tile dispatches), so acc stays in registers. */
-static inline __attribute__((always_inline)) void direct_tile_body(const int CO, const int NV, float *out,
-                                                                    size_t ocs, const int *ob, const int *len,
-                                                                    const float *w, int K, const float *src,
+/* One tile: CO output channels x NV runs of 16 pixels, all K taps, bias added, runs cut to len[v].
+ * Weight of channel c, tap t: w[c*wcs + t] (WT 0: forward, PyTorch layout) or w[c*wcs + woff[t]] (WT 1: the
+ * dx pass reads w[co, ci] transposed in place). CO, NV and WT are compile-time constants at every call
+ * (direct_tile dispatches), so acc stays in registers. */
+static inline __attribute__((always_inline)) void direct_tile_body(const int CO, const int NV, const int WT,
+                                                                    float *out, size_t ocs, const int *ob,
+                                                                    const int *len, const float *w, size_t wcs,
+                                                                    const int *woff, int K, const float *src,
                                                                     const int *vb, const int *off,
                                                                     const float *bias) {
     am_v16 acc[DIRECT_CO][DIRECT_NV];
@@ -1212,10 +1229,11 @@ static inline __attribute__((always_inline)) void direct_tile_body(const int CO,
         for (int v = 0; v < NV; v++) acc[c][v] = v16_set1(bias ? bias[c] : 0.0f);
     for (int t = 0; t < K; t++) {
         const int o = off[t];
+        const float *wt = w + (WT ? woff[t] : t);
         am_v16 b[DIRECT_NV];
         for (int v = 0; v < NV; v++) b[v] = v16_load(s[v] + o);
         for (int c = 0; c < CO; c++) {
-            const am_v16 wc = v16_set1(w[(size_t)c * K + t]);
+            const am_v16 wc = v16_set1(wt[(size_t)c * wcs]);
             for (int v = 0; v < NV; v++) acc[c][v] += wc * b[v];
         }
     }
@@ -1231,21 +1249,26 @@ static inline __attribute__((always_inline)) void direct_tile_body(const int CO,
         }
 }
 
-static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, const int *len, const float *w, int K,
-                        const float *src, const int *vb, const int *off, const float *bias) {
-#define DT(C, V) direct_tile_body(C, V, out, ocs, ob, len, w, K, src, vb, off, bias)
-    if (co == DIRECT_CO) switch (nv) {
-        case 4: DT(4, 4); return;
-        case 3: DT(4, 3); return;
-        case 2: DT(4, 2); return;
-        default: DT(4, 1); return;
-        }
-    switch (nv) { /* channel remainder: one channel at a time */
-    case 4: for (int c = 0; c < co; c++) DT(1, 4), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
-    case 3: for (int c = 0; c < co; c++) DT(1, 3), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
-    case 2: for (int c = 0; c < co; c++) DT(1, 2), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
-    default: for (int c = 0; c < co; c++) DT(1, 1), out += ocs, w += K, bias = bias ? bias + 1 : NULL; return;
+static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, const int *len, const float *w,
+                        size_t wcs, const int *woff, int K, const float *src, const int *vb, const int *off,
+                        const float *bias) {
+#define DT(C, V, T) direct_tile_body(C, V, T, out, ocs, ob, len, w, wcs, woff, K, src, vb, off, bias)
+#define DT_NV(C, T)                                                                                              \
+    switch (nv) {                                                                                                \
+    case 4: DT(C, 4, T); break;                                                                                  \
+    case 3: DT(C, 3, T); break;                                                                                  \
+    case 2: DT(C, 2, T); break;                                                                                  \
+    default: DT(C, 1, T); break;                                                                                 \
     }
+    if (co == DIRECT_CO) {
+        if (woff) DT_NV(4, 1) else DT_NV(4, 0)
+        return;
+    }
+    for (int c = 0; c < co; c++) { /* channel remainder: one channel at a time */
+        if (woff) DT_NV(1, 1) else DT_NV(1, 0)
+        out += ocs, w += wcs, bias = bias ? bias + 1 : NULL;
+    }
+#undef DT_NV
 #undef DT
 }
 
@@ -1271,8 +1294,211 @@ static void direct_forward(const conv_plan *p, float *out, const float *x, const
                     const int y = (r0 + v) / nvr, x0 = 16 * ((r0 + v) % nvr);
                     vb[v] = y * p->drs + x0, ob[v] = (oy0 + y) * p->Wo + x0, len[v] = imin(16, p->Wo - x0);
                 }
-                direct_tile(co, nv, ob_img + (size_t)c0 * p->P, (size_t)p->P, ob, len, w + (size_t)c0 * K, K, buf, vb,
-                            off, bias ? bias + c0 : NULL);
+                direct_tile(co, nv, ob_img + (size_t)c0 * p->P, (size_t)p->P, ob, len, w + (size_t)c0 * K, (size_t)K,
+                            NULL, K, buf, vb, off, bias ? bias + c0 : NULL);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- direct backward, stride 2
+ * 3x3 stride 2 pad 1 with Cout a multiple of 16 (every Downsample conv). Shared scratch: a zero row,
+ * dout transposed to [B*P, Cout] (16x16 register transposes), dout padded to D [B, Cout, Ho+1, Wo+1]
+ * (a zero row and column at the end) and the dx tap tables; per thread the 4 dx parts of 4 channels.
+ *  - dW[co, (ci,ky,kx)] = sum over images and output pixels of dout[co, y, x] * x[ci, 2y+ky-1, 2x+kx-1]:
+ *    32 output channels x the 9 taps of one input channel in 18 accumulators; per pixel two loads of
+ *    dout^T and 9 broadcasts of input values read in place (stride 2 is free for a broadcast): no
+ *    im2col, no horizontal sums.
+ *  - dx by its 4 polyphase parts E_ab[ci, u, v] = dx[ci, 2u+a, 2v+b], each a direct conv of D with
+ *    the forward's tile kernel: a = 0 takes ky = 1 at row u, a = 1 takes ky = 0 at row u+1 and ky = 2 at
+ *    row u (likewise b, kx); w[co, ci, ky, kx] is read in place (WT 1; a repacked copy ran the tiles
+ *    ~5 % faster but cost as much to build). A task computes the 4 parts of 4 input channels of one
+ *    image and adds them, interleaved, into dx while they are in L1. */
+typedef struct direct_bwd_layout {
+    size_t zeros, doutT, D, tables, thread; /* offsets in floats */
+    int Hd, rsd;          /* D rows and row stride */
+} direct_bwd_layout;
+
+static direct_bwd_layout direct_bwd_split(const conv_plan *p) {
+    direct_bwd_layout L;
+    L.Hd = p->Ho + 1, L.rsd = p->Wo + 1;
+    L.zeros = 0;
+    L.doutT = L.zeros + (size_t)p->W + 64;
+    L.D = L.doutT + (size_t)p->B * p->P * p->Cout + 64;
+    const size_t dsz = (size_t)p->B * p->Cout * L.Hd * L.rsd + 64;
+    L.tables = L.D + dsz;
+    L.thread = L.tables + (size_t)32 * p->Cout + 64; /* 2 x 16*Cout ints */
+    return L;
+}
+static size_t direct_bwd_thread_floats(const conv_plan *p) {
+    return (size_t)4 * DIRECT_CO * ((p->H + 1) / 2) * ((p->W + 1) / 2) + 64; /* the 4 parts of 4 channels */
+}
+static size_t direct_bwd_scratch_floats(const conv_plan *p) {
+    return direct_bwd_split(p).thread + (size_t)p->nt * direct_bwd_thread_floats(p) + 64;
+}
+
+/* dW tile: 16*NC output channels (from co0) x the 9 taps of input channel ci, summed over all pixels.
+ * Reads x directly (each tap value is a broadcast, so stride 2 costs nothing); rows outside the image
+ * point at `zeros` [W], the first and (odd W) last output columns have their padding taps spelled out. */
+static inline __attribute__((always_inline)) void direct_dw_pixel(const int NC, am_v16 acc[9][2], const float *gq,
+                                                                   const float v[9]) {
+    am_v16 g[2];
+    for (int n = 0; n < NC; n++) g[n] = v16_load(gq + 16 * n);
+    for (int t = 0; t < 9; t++) {
+        const am_v16 vt = v16_set1(v[t]);
+        for (int n = 0; n < NC; n++) acc[t][n] += vt * g[n];
+    }
+}
+static inline __attribute__((always_inline)) void direct_dw_tile(const int NC, const conv_plan *p, float *dw,
+                                                                  const float *x, const float *zeros,
+                                                                  const float *doutT, int co0, int ci) {
+    const int H = p->H, W = p->W, Wo = p->Wo, Cout = p->Cout;
+    const int xe = 2 * (Wo - 1) + 1 < W ? Wo : imax(1, Wo - 1); /* columns [1, xe) have all 3 taps inside */
+    am_v16 acc[9][2];
+    for (int t = 0; t < 9; t++)
+        for (int n = 0; n < NC; n++) acc[t][n] = v16_set1(0.0f);
+    for (int b = 0; b < p->B; b++) {
+        const float *xc = x + ((size_t)b * p->Cin + ci) * H * W;
+        const float *g = doutT + (size_t)b * p->P * Cout + co0;
+        for (int y = 0; y < p->Ho; y++) {
+            const float *r[3];
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = 2 * y + ky - 1;
+                r[ky] = iy >= 0 && iy < H ? xc + (size_t)iy * W : zeros;
+            }
+            const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *gq = g + (size_t)y * Wo * Cout;
+            { /* ox = 0: column -1 is padding (W >= 2 here, or the next column is padding too) */
+                const float v[9] = {0.0f, r0[0], W > 1 ? r0[1] : 0.0f, 0.0f, r1[0], W > 1 ? r1[1] : 0.0f,
+                                    0.0f, r2[0], W > 1 ? r2[1] : 0.0f};
+                direct_dw_pixel(NC, acc, gq, v);
+            }
+            for (int ox = 1; ox < xe; ox++) {
+                const int i = 2 * ox - 1;
+                const float v[9] = {r0[i], r0[i + 1], r0[i + 2], r1[i], r1[i + 1], r1[i + 2], r2[i], r2[i + 1], r2[i + 2]};
+                direct_dw_pixel(NC, acc, gq + (size_t)ox * Cout, v);
+            }
+            if (xe < Wo && Wo > 1) { /* odd W: the last column's right tap is padding */
+                const int i = 2 * (Wo - 1) - 1;
+                const float v[9] = {r0[i], r0[i + 1], 0.0f, r1[i], r1[i + 1], 0.0f, r2[i], r2[i + 1], 0.0f};
+                direct_dw_pixel(NC, acc, gq + (size_t)(Wo - 1) * Cout, v);
+            }
+        }
+    }
+    for (int c = 0; c < 16 * NC; c++)
+        for (int t = 0; t < 9; t++) dw[(size_t)(co0 + c) * p->Ckk + ci * 9 + t] += acc[t][c >> 4][c & 15];
+}
+
+static void direct_backward(const conv_plan *p, float *dx, float *dw, const float *dout, const float *x,
+                            const float *w, float *scratch) {
+    const direct_bwd_layout L = direct_bwd_split(p);
+    float *zeros = scratch + L.zeros, *doutT = scratch + L.doutT, *D = scratch + L.D;
+    memset(zeros, 0, (size_t)p->W * sizeof(float));
+    const int Cout = p->Cout, Cin = p->Cin, P = p->P, Ho = p->Ho, Wo = p->Wo;
+#pragma omp parallel num_threads(p->nt)
+    {
+        if (dw) {
+            const int nqb = cdiv(P, 16);
+#pragma omp for schedule(static)
+            for (int i = 0; i < p->B * nqb; i++) { /* dout^T in 16x16 blocks (Cout % 16 == 0) */
+                const int b = i / nqb, q0 = (i % nqb) * 16, nq = imin(16, P - q0);
+                for (int c0 = 0; c0 < Cout; c0 += 16) {
+                    const float *src = dout + ((size_t)b * Cout + c0) * P + q0;
+                    float *dst = doutT + ((size_t)b * P + q0) * Cout + c0;
+                    if (nq < 16) {
+                        for (int c = 0; c < 16; c++)
+                            for (int j = 0; j < nq; j++) dst[(size_t)j * Cout + c] = src[(size_t)c * P + j];
+                        continue;
+                    }
+                    am_v16 r[16];
+                    for (int c = 0; c < 16; c++) r[c] = v16_load(src + (size_t)c * P);
+                    v16_transpose16(r);
+                    for (int j = 0; j < 16; j++) v16_store(dst + (size_t)j * Cout, r[j]);
+                }
+            }
+            const int CW = 32; /* 48 (27 accumulators) measured 10 % slower: spills */
+            const int ncb = cdiv(Cout, CW);
+#pragma omp for schedule(static)
+            for (int task = 0; task < ncb * Cin; task++) {
+                const int cb = task / Cin, ci = task % Cin, co0 = cb * CW, nc = imin(CW, Cout - co0) / 16;
+                if (nc == 2) direct_dw_tile(2, p, dw, x, zeros, doutT, co0, ci);
+                else direct_dw_tile(1, p, dw, x, zeros, doutT, co0, ci);
+            }
+        }
+        if (dx) {
+#pragma omp for schedule(static)
+            for (int bc = 0; bc < p->B * Cout; bc++) { /* D = dout with a zero row and column at the end */
+                float *d = D + (size_t)bc * L.Hd * L.rsd;
+                const float *src = dout + (size_t)bc * P;
+                for (int y = 0; y < Ho; y++) {
+                    memcpy(d + (size_t)y * L.rsd, src + (size_t)y * Wo, (size_t)Wo * sizeof(float));
+                    d[(size_t)y * L.rsd + Wo] = 0.0f;
+                }
+                memset(d + (size_t)Ho * L.rsd, 0, (size_t)L.rsd * sizeof(float));
+            }
+            if (omp_get_thread_num() == 0) memset(D + (size_t)p->B * Cout * L.Hd * L.rsd, 0, 64 * sizeof(float));
+#pragma omp barrier
+            float *E = scratch + L.thread + (size_t)omp_get_thread_num() * direct_bwd_thread_floats(p);
+            const int Hh[2] = {(p->H + 1) / 2, p->H / 2}, Wh[2] = {(p->W + 1) / 2, p->W / 2}; /* rows/cols of E_ab */
+            const size_t esz = (size_t)Hh[0] * Wh[0];
+            /* tap tables of part (a, bb) at woffs + 4*Cout*(2a+bb): ky in {1} (a 0) or {0 -> D row +1, 2} (a 1),
+             * likewise kx; weight offset of input channel 0 and offset into D */
+            int *woffs = (int *)(scratch + L.tables), *offs = woffs + 16 * Cout;
+#pragma omp for schedule(static)
+            for (int co_ = 0; co_ < Cout; co_++)
+                for (int a = 0; a < 2; a++)
+                    for (int bb = 0; bb < 2; bb++) {
+                        const int nky = a ? 2 : 1, nkx = bb ? 2 : 1, nt = nky * nkx, base = 4 * Cout * (2 * a + bb);
+                        for (int i = 0; i < nky; i++)
+                            for (int j = 0; j < nkx; j++) {
+                                const int ky = a ? 2 * i : 1, kx = bb ? 2 * j : 1, t = base + co_ * nt + i * nkx + j;
+                                woffs[t] = co_ * Cin * 9 + ky * 3 + kx;
+                                offs[t] = (int)(co_ * L.Hd * L.rsd) + (ky == 0) * L.rsd + (kx == 0);
+                            }
+                    }
+            const size_t dimg = (size_t)Cout * L.Hd * L.rsd;
+            const int ncb = cdiv(Cin, DIRECT_CO);
+#pragma omp for schedule(static)
+            for (int task = 0; task < p->B * ncb; task++) {
+                const int b = task / ncb, c0 = (task % ncb) * DIRECT_CO, co = imin(DIRECT_CO, Cin - c0);
+                for (int a = 0; a < 2; a++)
+                    for (int bb = 0; bb < 2; bb++) {
+                        const int K = Cout * (a ? 2 : 1) * (bb ? 2 : 1);
+                        const int *woff = woffs + 4 * Cout * (2 * a + bb), *off = offs + 4 * Cout * (2 * a + bb);
+                        const int Hr = Hh[a], Wr = Wh[bb], nvr = cdiv(Wr, 16), nruns = Hr * nvr;
+                        float *e = E + (size_t)(a * 2 + bb) * DIRECT_CO * esz;
+                        for (int r0 = 0; r0 < nruns; r0 += DIRECT_NV) {
+                            const int nv = imin(DIRECT_NV, nruns - r0);
+                            int vb[DIRECT_NV], ob[DIRECT_NV], len[DIRECT_NV];
+                            for (int v = 0; v < nv; v++) {
+                                const int u = (r0 + v) / nvr, v0 = 16 * ((r0 + v) % nvr);
+                                vb[v] = u * L.rsd + v0, ob[v] = u * Wr + v0, len[v] = imin(16, Wr - v0);
+                            }
+                            direct_tile(co, nv, e, esz, ob, len, w + (size_t)c0 * 9, 9, woff, K, D + b * dimg, vb, off,
+                                        NULL);
+                        }
+                    }
+                /* dx[ci, 2u+a, 2v+bb] += E_ab[ci, u, v] */
+                for (int c = 0; c < co; c++) {
+                    float *dxc = dx + ((size_t)b * Cin + c0 + c) * p->H * p->W;
+                    for (int a = 0; a < 2; a++) {
+                        const float *e0 = E + (size_t)(a * 2) * DIRECT_CO * esz + c * esz;
+                        const float *e1 = E + (size_t)(a * 2 + 1) * DIRECT_CO * esz + c * esz;
+                        for (int u = 0; u < Hh[a]; u++) {
+                            float *row = dxc + (size_t)(2 * u + a) * p->W;
+                            const float *r0 = e0 + (size_t)u * Wh[0], *r1 = e1 + (size_t)u * Wh[1];
+                            int v = 0;
+                            for (; 2 * v + 32 <= p->W; v += 16) {
+                                const am_v16 ev = v16_load(r0 + v), od = v16_load(r1 + v);
+                                v16_store(row + 2 * v, v16_load(row + 2 * v) + AM_ZIP_LO(ev, od));
+                                v16_store(row + 2 * v + 16, v16_load(row + 2 * v + 16) + AM_ZIP_HI(ev, od));
+                            }
+                            for (; 2 * v < p->W; v++) {
+                                row[2 * v] += r0[v];
+                                if (2 * v + 1 < p->W) row[2 * v + 1] += r1[v];
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -1348,7 +1574,14 @@ fsd_status fsd_conv2d_backward(float *dx, float *dw, float *dbias, const float *
     if (dbias) bias_backward(dbias, dout, B, Cout, p.P);
     if (!dx && !dw) return FSD_OK;
     const size_t mark = fsd_arena_mark(ws);
-    if (p.wino) {
+    if (p.dir) {
+        float *s = ws_floats(ws, direct_bwd_scratch_floats(&p), "direct-conv planes");
+        if (!s) {
+            fsd_arena_reset(ws, mark);
+            return FSD_ERR_NOMEM;
+        }
+        direct_backward(&p, dx, dw, dout, x, w, s);
+    } else if (p.wino) {
         float *s = ws_floats(ws, wino_scratch_floats(&p, dx != NULL, dw != NULL), "Winograd tiles");
         if (!s) {
             fsd_arena_reset(ws, mark);

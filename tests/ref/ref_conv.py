@@ -32,6 +32,7 @@ def _conv_cases():
         (3, 17, 34, 22, 16, 3, 2, 1, True),  # stride 2, several chunks / tile rows per image
         (1, 5, 12, 70, 6, 3, 2, 1, True),    # stride 2, output rows of 35 (direct: 16+16+3 lanes), Cout 6
         (2, 3, 9, 37, 7, 3, 1, 1, True),     # stride 1, rows of 37, Cout 7 (direct: partial tiles)
+        (2, 5, 9, 11, 32, 3, 2, 1, True),    # stride 2, odd sizes, Cout 32 (direct backward)
     ]
 
 
