@@ -64,7 +64,13 @@ static inline void fsd_arena_reset(fsd_arena *a, size_t mark) { a->used = mark; 
 /* Sets OpenMP and BLAS thread counts. n <= 0 means all available cores. */
 void fsd_set_threads(int n);
 int fsd_get_threads(void);
-/* Build facts: SIMD level, BLAS library and its config, OpenMP version. */
+/* 1 when the BLAS gives the same floats for a product however it is split (over threads or column
+ * blocks), probed once with a small sgemm; then the network's forward, and so fsdiff fuse, is
+ * bit-identical whatever the thread count. 0 otherwise (e.g. OpenBLAS's AVX2 kernels): results are
+ * still bit-identical for the same thread count. */
+int fsd_blas_split_invariant(void);
+/* Build facts: SIMD level, BLAS library and its config, whether its results depend on the thread
+ * count, OpenMP version. */
 const char *fsd_build_info(void);
 double fsd_time_seconds(void); /* monotonic clock */
 

@@ -25,8 +25,8 @@
  * multiple). Output: the final clamped x0_hat, (v + 1) * 127.5 (not rounded): RGB (c = 3) when
  * either input has colour, else grey, the mean of the 3 output channels.
  *
- * Determinism: the same model, inputs, options and seed give a bit-identical output whatever the
- * thread count.
+ * Determinism: the same model, inputs, options, seed and thread count give a bit-identical output;
+ * whatever the thread count too when fsd_blas_split_invariant() (docs/fuse.md).
  * Threads: the network keeps work arenas, so one model runs one fsd_fuse_run at a time (callers that
  * share a model between threads serialise, as the eval's model:PATH method does). */
 #ifndef FSDIFF_FUSE_H

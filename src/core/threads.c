@@ -2,12 +2,15 @@
 #include "fsdiff/core.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #ifdef FSD_HAVE_OPENBLAS
+#include <cblas.h>
 void openblas_set_num_threads(int num_threads);
 char *openblas_get_config(void);
 int openblas_get_parallel(void);
@@ -34,6 +37,39 @@ int fsd_get_threads(void) {
     return omp_get_max_threads();
 #else
     return 1;
+#endif
+}
+
+/* Probe: one [48 x 96] x [96 x 1000] product computed whole on 1 thread, whole on 2 threads, and as
+ * two column blocks split at 500 (not a multiple of any kernel width). OpenBLAS's SkylakeX kernels
+ * give the same floats all three ways; its Haswell/Zen kernels (AVX2) do not: an element's rounding
+ * depends on where it falls in the kernel's tiles, i.e. on how the work was split. */
+int fsd_blas_split_invariant(void) {
+    static int cached = -1;
+    if (cached >= 0) return cached;
+#ifdef FSD_HAVE_OPENBLAS
+    enum { M = 48, K = 96, N = 1000, H = 500 };
+    float *a = malloc(sizeof(float) * (M * K + K * N + 3 * M * N));
+    if (!a) return 0;
+    float *b = a + M * K, *c1 = b + K * N, *c2 = c1 + M * N, *c3 = c2 + M * N;
+    uint32_t st = 12345u;
+    for (int i = 0; i < M * K + K * N; i++) {
+        st = st * 1664525u + 1013904223u;
+        a[i] = (float)(st >> 8) / 16777216.0f - 0.5f;
+    }
+    const int prev = fsd_get_threads();
+    openblas_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c1, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, H, K, 1.0f, a, K, b, N, 0.0f, c2, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N - H, K, 1.0f, a, K, b + H, N, 0.0f, c2 + H, N);
+    openblas_set_num_threads(2);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c3, N);
+    openblas_set_num_threads(prev);
+    cached = !memcmp(c1, c2, sizeof(float) * M * N) && !memcmp(c1, c3, sizeof(float) * M * N);
+    free(a);
+    return cached;
+#else
+    return 0;
 #endif
 }
 
@@ -71,13 +107,14 @@ const char *fsd_build_info(void) {
              openblas_get_parallel() == 2 ? "OpenMP" : openblas_get_parallel() == 1 ? "pthread" : "no");
     blas = bb;
 #endif
-    snprintf(buf, sizeof buf, "SIMD: %s%s\n%s\n%s\nbuild: %s, %s %s", simd,
+    snprintf(buf, sizeof buf, "SIMD: %s%s\n%s\nBLAS results independent of the thread count: %s\n%s\nbuild: %s, %s %s",
+             simd,
 #ifdef FSD_PORTABLE
              " (portable build)",
 #else
              " (-march=native)",
 #endif
-             blas, omp,
+             blas, fsd_blas_split_invariant() ? "yes" : "no (fuse and train results depend on --threads)", omp,
 #ifdef NDEBUG
              "release",
 #else

@@ -84,6 +84,15 @@ static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
  * p1), FSD_CONV_WINOGRAD_S2 (3x3 s2 p1), FSD_CONV_DIRECT (3x3 p1 s1/s2, forward only) or FSD_CONV_IM2COL.
  * A forced algorithm that does not apply to the shape falls back to im2col; forced direct leaves the
  * backward pass to the AUTO choice. */
+/* The direct kernels keep 16-lane GNU vectors in registers: one zmm each with AVX-512. Without it GCC
+ * has no register mode for them and lowers every operation through the stack (measured on a 2-core
+ * Zen 3, AVX2: 11-14 GFLOP/s, a tenth of im2col), so AUTO leaves them to AVX-512 builds; forcing
+ * FSD_CONV_DIRECT still runs them (same results, for tests). */
+#ifdef __AVX512F__
+#define DIRECT_AUTO_OK 1
+#else
+#define DIRECT_AUTO_OK 0
+#endif
 static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
     /* direct's int tap offsets span a whole image's planes (and D): far beyond any practical size */
@@ -97,7 +106,7 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
     /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct needs output rows that fill its 16-lane
      * runs: Wo >= 16 with at most a quarter of the lanes wasted (measured there only). */
     const int Wo = fsd_conv2d_out_size(W, k, s, pad),
-              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * 16 * cdiv(Wo, 16) && direct_fits;
+              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * 16 * cdiv(Wo, 16) && direct_fits && DIRECT_AUTO_OK;
     /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
      * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
      * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)

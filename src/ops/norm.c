@@ -76,22 +76,21 @@ static void ln_row_sums(const float *gr, const float *xr, const float *wv, int C
         const int n = C - c0 < BLOCK ? C - c0 : BLOCK;
         const float *g = gr + c0, *p = xr + c0, *w = wv + c0;
         float a = 0.0f, e = 0.0f;
+        /* a, e from one loop whether or not partials are wanted: with the partial updates in the same
+         * loop the compiler vectorises the reduction differently (AVX2), and dx would change with them */
+#pragma omp simd reduction(+ : a, e)
+        for (int i = 0; i < n; i++) {
+            float wg = g[i] * w[i];
+            a += wg;
+            e += wg * (p[i] - m);
+        }
         if (pw) {
             float *qw = pw + c0, *qb = pb + c0;
-#pragma omp simd reduction(+ : a, e)
+#pragma omp simd
             for (int i = 0; i < n; i++) {
-                float gg = g[i], d = p[i] - m, wg = gg * w[i];
-                qw[i] += gg * d * r;
+                float gg = g[i];
+                qw[i] += gg * (p[i] - m) * r;
                 qb[i] += gg;
-                a += wg;
-                e += wg * d;
-            }
-        } else {
-#pragma omp simd reduction(+ : a, e)
-            for (int i = 0; i < n; i++) {
-                float wg = g[i] * w[i];
-                a += wg;
-                e += wg * (p[i] - m);
             }
         }
         ta += a;

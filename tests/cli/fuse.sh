@@ -15,6 +15,22 @@ unset FSDIFF_MODEL
 # parallel regions wait for a descheduled thread: measured 4.8 s per run instead of 0.07 s with
 # 2 threads at load 5.5. Passive waiting keeps this test fast there; results are the same.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# Across thread counts the bytes are identical only where the BLAS is split-invariant (fsdiff --version
+# says); otherwise (OpenBLAS's AVX2 kernels) images from different --threads must agree to 1 grey level.
+if "$B" --version | grep -q "independent of the thread count: yes"; then invariant=1; else invariant=0; fi
+# same_or_close A B...: identical files, or (not invariant) every pixel within 1 grey level of A's
+same_or_close() {
+  if [[ $invariant -eq 1 ]]; then [[ $(md5sum "$@" | cut -d" " -f1 | sort -u | wc -l) -eq 1 ]]; return; fi
+  "$PY" -c '
+import sys
+from PIL import Image, ImageChops
+ims = [Image.open(f) for f in sys.argv[1:]]
+def worst(a, b):
+    e = ImageChops.difference(a, b).getextrema()
+    return max(hi for _, hi in e) if isinstance(e[0], tuple) else e[1]
+sys.exit(0 if all(i.size == ims[0].size and i.mode == ims[0].mode and worst(i, ims[0]) <= 1 for i in ims) else 1)
+' "$@"
+}
 
 "$MK" --make-model "$T/tiny.safetensors" && "$MK" --make-model "$T/noclar.safetensors" --no-clarity; rc=$?
 check "tiny models written by test_fuse --make-model" '[[ $rc -eq 0 && -s "$T/tiny.safetensors" && -s "$T/noclar.safetensors" ]]'
@@ -48,7 +64,7 @@ EOF
 check "32x32 RGB with tEXt model/sampler/steps/seed/scale/context/version ($res)" '[[ "$res" == OK ]]'
 err=$("$B" fuse --quiet --model "$M" --a "$T/mri.png" --b "$T/pet.png" --scale 2 --steps 3 --seed 5 --threads 1 -o "$T/a1.png" 2>&1); rc=$?
 check "--a/--b aliases, --quiet prints nothing" '[[ $rc -eq 0 && -z "$err" ]]'
-check "same seed, 1 thread vs default: identical files" 'cmp -s "$T/a.png" "$T/a1.png"'
+check "same seed, 1 thread vs default: identical files (or within 1 grey level: BLAS split-invariant $invariant)" 'same_or_close "$T/a.png" "$T/a1.png"'
 "$B" fuse --quiet --model "$M" --ir "$T/mri.png" --vi "$T/pet.png" --scale 2 --steps 3 --seed 6 -o "$T/a2.png"
 check "another seed: a different image" '[[ -s "$T/a.png" && -s "$T/a2.png" ]] && ! cmp -s "$T/a.png" "$T/a2.png"'
 # determinism with fresh noise at every step (ddpm) and tiling: same seed -> the same bytes across runs
@@ -57,8 +73,8 @@ for th in 1 2 3 2; do
   "$B" fuse --quiet --model "$M" --ir "$T/mri.png" --vi "$T/pet.png" --scale 2 --sampler ddpm --steps 3 --tile 16 \
     --overlap 4 --seed 9 --threads $th -o "$T/d$th.png" && [[ -e "$T/d$th.png" ]] && cp "$T/d$th.png" "$T/d${th}_$RANDOM.png"
 done
-check "ddpm + 3x3 tiles, seed 9: bit-identical across runs and --threads 1/2/3" \
-  '[[ $(ls "$T"/d[123]_*.png | wc -l) -eq 4 && $(md5sum "$T"/d[123]_*.png | cut -d" " -f1 | sort -u | wc -l) -eq 1 ]]'
+check "ddpm + 3x3 tiles, seed 9: bit-identical across runs; across --threads 1/2/3 too (or within 1 grey level: BLAS split-invariant $invariant)" \
+  '[[ $(ls "$T"/d[123]_*.png | wc -l) -eq 4 && $(md5sum "$T"/d2_*.png | cut -d" " -f1 | sort -u | wc -l) -eq 1 ]] && same_or_close "$T"/d[123]_*.png'
 "$B" fuse --quiet --model "$M" --ir "$T/mri_ct.png" --vi "$T/ct.png" --scale 2 --steps 2 -o "$T/g.png"
 res=$("$PY" -c "from PIL import Image; im = Image.open('$T/g.png'); print(im.mode, im.size)")
 check "grey + grey gives a grey output ($res)" '[[ "$res" == "L (32, 32)" ]]'
