@@ -306,8 +306,8 @@ static void bad_input(void) {
         fsd_free(x), fsd_free(w), fsd_free(y);
     }
     fsd_conv2d_set_algo(FSD_CONV_AUTO);
-    /* AUTO takes the direct kernels only in AVX-512 builds (src/ops/conv.c, DIRECT_AUTO_OK); elsewhere
-     * the GEMM paths they replaced */
+    /* AUTO takes the direct stride-2 backward only in AVX-512 builds (src/ops/conv.c, AM_V16_NATIVE);
+     * elsewhere the GEMM paths it replaced. The direct forward has both widths. */
 #ifdef __AVX512F__
     const fsd_conv_algo dir_w = FSD_CONV_DIRECT, dir_i = FSD_CONV_DIRECT;
 #else
@@ -317,12 +317,12 @@ static void bad_input(void) {
                  fsd_conv2d_algo_for(4, 128, 64, 64, 128, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
                  fsd_conv2d_backward_algo_for(4, 128, 64, 64, 128, 3, 2, 1) == dir_w &&
                  fsd_conv2d_backward_algo_for(4, 128, 64, 64, 120, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
-                 fsd_conv2d_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == dir_w &&
+                 fsd_conv2d_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == FSD_CONV_DIRECT &&
                  fsd_conv2d_backward_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == dir_w &&
-                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == dir_i &&
+                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == FSD_CONV_DIRECT &&
                  fsd_conv2d_backward_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == dir_i &&
                  fsd_conv2d_backward_algo_for(4, 256, 16, 16, 256, 3, 2, 1) == FSD_CONV_IM2COL &&
-                 fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == dir_i &&
+                 fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_DIRECT &&
                  fsd_conv2d_backward_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 9, 8, 8, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,

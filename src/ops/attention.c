@@ -122,7 +122,11 @@ AM_INLINE void rows_times_tile(float s[RB][SMALL_NK], const float *x0, int C, in
         for (int j = 0; j < SMALL_NK; j++) s[r][j] = a[r][j] * scale;
 }
 
-/* In place: s[r] -> softmax over lanes < Nk; lanes >= Nk and rows >= nrow -> 0. */
+/* In place: s[r] -> softmax over lanes < Nk; lanes >= Nk and rows >= nrow -> 0.
+ * The lane operations come in two spellings: 16-lane GNU vectors where they are one register
+ * (AM_V16_NATIVE), plain 16-float loops elsewhere (with am_v16 the few-key forward ran 0.55-0.9x
+ * PyTorch on a Zen 3, AVX2). */
+#if AM_V16_NATIVE
 static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
     const am_i16 valid = v16_lanes_below(Nk);
     const am_v16 ninf = v16_set1(-INFINITY), zero = {0};
@@ -132,6 +136,46 @@ static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
         v16_store(s[r], r < nrow ? e / v16_allsum(e) : zero);
     }
 }
+/* p[r] <- the r-th of nrow packed rows of Nk probabilities in flat, zero-padded to 16 lanes */
+static inline void small_unpack_p(float p[RB][SMALL_NK], const float *flat, int Nk, int nrow) {
+    const am_i16 valid = v16_lanes_below(Nk);
+    for (int r = 0; r < RB; r++)
+        v16_store(p[r], r < nrow ? v16_select(valid, v16_load(flat + r * Nk), (am_v16){0}) : (am_v16){0});
+}
+/* ds[r] <- scale p (dp - p.dp), with dp given in ds */
+static inline void small_softmax_grad(float ds[RB][SMALL_NK], const float p[RB][SMALL_NK], float scale) {
+    small_softmax_grad(ds, p, scale);
+}
+#else
+static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
+    for (int r = 0; r < RB; r++) {
+        float m = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < Nk; j++) m = s[r][j] > m ? s[r][j] : m;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < SMALL_NK; j++) {
+            const float e = j < Nk ? fsd_expf(s[r][j] - m) : 0.0f;
+            s[r][j] = e;
+            sum += e;
+        }
+        const float inv = r < nrow ? 1.0f / sum : 0.0f;
+#pragma omp simd
+        for (int j = 0; j < SMALL_NK; j++) s[r][j] *= inv;
+    }
+}
+static inline void small_unpack_p(float p[RB][SMALL_NK], const float *flat, int Nk, int nrow) {
+    for (int r = 0; r < RB; r++)
+        for (int j = 0; j < SMALL_NK; j++) p[r][j] = r < nrow && j < Nk ? flat[r * Nk + j] : 0.0f;
+}
+static inline void small_softmax_grad(float ds[RB][SMALL_NK], const float p[RB][SMALL_NK], float scale) {
+    for (int r = 0; r < RB; r++) {
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < SMALL_NK; j++) dot += p[r][j] * ds[r][j];
+#pragma omp simd
+        for (int j = 0; j < SMALL_NK; j++) ds[r][j] = scale * p[r][j] * (ds[r][j] - dot);
+    }
+}
+#endif
 
 /* One group of nrow <= RB rows of one head: ob = softmax(scale qb K^T) vb with K given as its
  * tile kT; P rows (nrow, Nk) saved when Pb. qb/ob/vb: head slices with row stride C. */
@@ -170,19 +214,14 @@ AM_INLINE void small_backward_group(float *dqb, float *dkacc, float *dvacc, cons
     float p[RB][SMALL_NK], ds[RB][SMALL_NK], g[RB][dh];
     if (Pb) { /* the group's P rows are one contiguous run: one copy, then padded 16-lane loads */
         float flat[RB * SMALL_NK + SMALL_NK];
-        const am_i16 valid = v16_lanes_below(Nk);
         memcpy(flat, Pb, (size_t)nrow * Nk * sizeof(float));
-        for (int r = 0; r < RB; r++)
-            v16_store(p[r], r < nrow ? v16_select(valid, v16_load(flat + r * Nk), (am_v16){0}) : (am_v16){0});
+        small_unpack_p(p, flat, Nk, nrow);
     } else {
         rows_times_tile(p, qb, C, nrow, kT, scale, dh);
         small_softmax(p, Nk, nrow);
     }
     rows_times_tile(ds, dob, C, nrow, vT, 1.0f, dh); /* dp */
-    for (int r = 0; r < RB; r++) {
-        const am_v16 pv = v16_load(p[r]), dp = v16_load(ds[r]);
-        v16_store(ds[r], scale * pv * (dp - v16_allsum(pv * dp)));
-    }
+    small_softmax_grad(ds, p, scale);
     /* rows >= nrow have p = ds = 0 and read row 0: they add nothing below */
     const float *x[RB], *gr[RB];
     for (int r = 0; r < RB; r++) {

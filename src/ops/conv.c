@@ -29,8 +29,9 @@
  *  3. Polyphase Winograd for 3x3 stride 2 pad 1 (the Downsample convs): 25 GEMMs per 2x2 output tile
  *     instead of 36 multiplies, on the machinery of 2. (derivation at wino_s2_*).
  *
- *  4. Direct 3x3 pad 1 (direct_*): our own AVX-512 tile kernel, 4 output channels x 4 runs of 16 pixels
- *     in 16 accumulators, over input "planes" in which every tap of a run is a contiguous load. Used
+ *  4. Direct 3x3 pad 1 (direct_*): our own tile kernel, 4 output channels x 4 runs of 16 pixels in 16
+ *     accumulators with AVX-512 (4 x 3 runs of 8 with AVX2), over input "planes" in which every tap of
+ *     a run is a contiguous load. Used
  *     forward for few input channels (conv_in) and most stride-2 convs, and for the stride-2 backward
  *     (dW by broadcasting input values against dout^T, dx by its 4 polyphase parts). sgemm's ~90 % of
  *     the FMA peak plus im2col's copies could not match oneDNN's direct convs at 95 % (bench/RESULTS.md);
@@ -84,20 +85,31 @@ static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
  * p1), FSD_CONV_WINOGRAD_S2 (3x3 s2 p1), FSD_CONV_DIRECT (3x3 p1 s1/s2, forward only) or FSD_CONV_IM2COL.
  * A forced algorithm that does not apply to the shape falls back to im2col; forced direct leaves the
  * backward pass to the AUTO choice. */
-/* The direct kernels keep 16-lane GNU vectors in registers: one zmm each with AVX-512. Without it GCC
- * has no register mode for them and lowers every operation through the stack (measured on a 2-core
- * Zen 3, AVX2: 11-14 GFLOP/s, a tenth of im2col), so AUTO leaves them to AVX-512 builds; forcing
- * FSD_CONV_DIRECT still runs them (same results, for tests). */
-#ifdef __AVX512F__
-#define DIRECT_AUTO_OK 1
+/* Direct 3x3 tile geometry (the kernel is below, "direct 3x3, pad 1"). */
+#define DIRECT_CO 4 /* output channels per tile */
+/* Runs of DIRECT_LANES pixels, one vector register each: 16 lanes (zmm) with AVX-512, where 16
+ * accumulators leave half of the 32 registers for operands; 8 lanes (ymm) otherwise, where 4 x 3
+ * accumulators, 3 operands and a broadcast fill the 16 registers. */
+#if AM_V16_NATIVE
+#define DIRECT_LANES 16
+#define DIRECT_NV 4 /* runs per tile */
+typedef am_v16 direct_vec;
 #else
-#define DIRECT_AUTO_OK 0
+#define DIRECT_LANES 8
+#define DIRECT_NV 3
+typedef float direct_vec __attribute__((vector_size(32)));
 #endif
+
+/* The direct stride-2 backward keeps 16-lane GNU vectors in registers (dW: 18 accumulators): AUTO
+ * takes it only where those are one register (AM_V16_NATIVE, am_vec.h; on a Zen 3 with AVX2 it ran at
+ * 0.2-0.4x PyTorch); forcing FSD_CONV_DIRECT still runs it anywhere. The forward tile kernel has an
+ * 8-lane AVX2 form (DIRECT_LANES). */
 static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
     /* direct's int tap offsets span a whole image's planes (and D): far beyond any practical size */
     const int direct_fits = (int64_t)imax(Cin, Cout) * (H + 2) * (W + 2) < INT32_MAX / 8;
     const int direct_bwd = s2 && Cout % 16 == 0 && direct_fits;
+    const int direct_bwd_auto = direct_bwd && AM_V16_NATIVE;
     if (g_algo == FSD_CONV_DIRECT && (!(s1 || s2) || !direct_fits)) return FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_DIRECT && (!backward || direct_bwd)) return FSD_CONV_DIRECT;
     if (g_algo == FSD_CONV_IM2COL) return FSD_CONV_IM2COL;
@@ -106,7 +118,7 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
     /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct needs output rows that fill its 16-lane
      * runs: Wo >= 16 with at most a quarter of the lanes wasted (measured there only). */
     const int Wo = fsd_conv2d_out_size(W, k, s, pad),
-              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * 16 * cdiv(Wo, 16) && direct_fits && DIRECT_AUTO_OK;
+              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * DIRECT_LANES * cdiv(Wo, DIRECT_LANES) && direct_fits;
     /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
      * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
      * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)
@@ -119,7 +131,7 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
      * vs 17.3 ms) and 128x64^2 (11.9-12.2 vs 13.1-13.8) and im2col at 256x32^2 (11.6-11.8 vs 14.1-14.7);
      * otherwise Winograd is 1.1-1.2x faster than im2col at 64x128^2 and 128x64^2. */
     if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16)) return FSD_CONV_DIRECT;
-    if (backward && direct_bwd && lanes_ok) return FSD_CONV_DIRECT;
+    if (backward && direct_bwd_auto && lanes_ok) return FSD_CONV_DIRECT;
     if (s2 && Cin >= 16 && (W + 1) / 2 >= 32 && H >= 8) return FSD_CONV_WINOGRAD_S2;
     return FSD_CONV_IM2COL;
 }
@@ -1132,8 +1144,19 @@ static void wino_s2_backward(const conv_plan *p, float *dx, float *dw, const flo
  * 256x32^2 stride-2 conv at ~95 % of the measured FMA peak (bench/RESULTS.md). */
 
 #define DIRECT_BAND_BYTES (400u << 10)
-#define DIRECT_CO 4 /* output channels per tile */
-#define DIRECT_NV 4 /* 16-pixel runs per tile */
+static inline direct_vec dvec_load(const float *p) {
+    direct_vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void dvec_store(float *p, direct_vec v) { memcpy(p, &v, sizeof v); }
+static inline direct_vec dvec_set1(float x) {
+#if AM_V16_NATIVE
+    return v16_set1(x);
+#else
+    return (direct_vec){x, x, x, x, x, x, x, x};
+#endif
+}
 
 /* Band planes of one image: channel stride (floats) and plane rows for bands of at most `rows` rows. */
 static int direct_plane_rows(const conv_plan *p, int rows) { return p->s == 1 ? rows + 2 : rows + 1; }
@@ -1152,7 +1175,8 @@ static size_t direct_scratch_floats(const conv_plan *p) {
  * 6-row bands 6.15 ms. */
 static void direct_plan(conv_plan *p) {
     p->drs = p->s == 1 ? p->W + 2 : p->Wo + 1;
-    const int nvr = cdiv(p->Wo, 16), align = DIRECT_NV / (nvr % DIRECT_NV == 0 ? DIRECT_NV : nvr % 2 == 0 ? 2 : 1);
+    const int nvr = cdiv(p->Wo, DIRECT_LANES),
+              align = DIRECT_NV / (nvr % DIRECT_NV == 0 ? DIRECT_NV : nvr % 2 == 0 && DIRECT_NV % 2 == 0 ? 2 : 1);
     int rows = p->Ho;
     while (rows > 1 && (double)p->Cin * direct_chan_floats(p, rows) * sizeof(float) > DIRECT_BAND_BYTES) rows--;
     if (rows > align) rows -= rows % align;
@@ -1206,7 +1230,7 @@ static void direct_planes(float *buf, const float *xb, const conv_plan *p, int o
                     const float *xr = xc + (size_t)iy * W;
                     int j = 0;
                     d0[0] = 0.0f;
-                    for (; 2 * j + 32 <= W; j += 16) {
+                    for (; AM_V16_NATIVE && 2 * j + 32 <= W; j += 16) {
                         const am_v16 a = v16_load(xr + 2 * j), b = v16_load(xr + 2 * j + 16);
                         v16_store(d1 + j, AM_EVENS(a, b));
                         v16_store(d0 + j + 1, AM_ODDS(a, b));
@@ -1221,7 +1245,7 @@ static void direct_planes(float *buf, const float *xb, const conv_plan *p, int o
     memset(buf + (size_t)p->Cin * cs, 0, 64 * sizeof(float)); /* slack read by the cut-off lanes */
 }
 
-/* One tile: CO output channels x NV runs of 16 pixels, all K taps, bias added, runs cut to len[v].
+/* One tile: CO output channels x NV runs of DIRECT_LANES pixels, all K taps, bias added, runs cut to len[v].
  * Weight of channel c, tap t: w[c*wcs + t] (WT 0: forward, PyTorch layout) or w[c*wcs + woff[t]] (WT 1: the
  * dx pass reads w[co, ci] transposed in place). CO, NV and WT are compile-time constants at every call
  * (direct_tile dispatches), so acc stays in registers. */
@@ -1231,28 +1255,28 @@ static inline __attribute__((always_inline)) void direct_tile_body(const int CO,
                                                                     const int *woff, int K, const float *src,
                                                                     const int *vb, const int *off,
                                                                     const float *bias) {
-    am_v16 acc[DIRECT_CO][DIRECT_NV];
+    direct_vec acc[DIRECT_CO][DIRECT_NV];
     const float *s[DIRECT_NV];
     for (int v = 0; v < NV; v++) s[v] = src + vb[v];
     for (int c = 0; c < CO; c++)
-        for (int v = 0; v < NV; v++) acc[c][v] = v16_set1(bias ? bias[c] : 0.0f);
+        for (int v = 0; v < NV; v++) acc[c][v] = dvec_set1(bias ? bias[c] : 0.0f);
     for (int t = 0; t < K; t++) {
         const int o = off[t];
         const float *wt = w + (WT ? woff[t] : t);
-        am_v16 b[DIRECT_NV];
-        for (int v = 0; v < NV; v++) b[v] = v16_load(s[v] + o);
+        direct_vec b[DIRECT_NV];
+        for (int v = 0; v < NV; v++) b[v] = dvec_load(s[v] + o);
         for (int c = 0; c < CO; c++) {
-            const am_v16 wc = v16_set1(wt[(size_t)c * wcs]);
+            const direct_vec wc = dvec_set1(wt[(size_t)c * wcs]);
             for (int v = 0; v < NV; v++) acc[c][v] += wc * b[v];
         }
     }
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < NV; v++) {
             float *d = out + c * ocs + ob[v];
-            if (len[v] == 16) v16_store(d, acc[c][v]);
+            if (len[v] == DIRECT_LANES) dvec_store(d, acc[c][v]);
             else {
-                float tmp[16];
-                v16_store(tmp, acc[c][v]);
+                float tmp[DIRECT_LANES];
+                dvec_store(tmp, acc[c][v]);
                 memcpy(d, tmp, (size_t)len[v] * sizeof(float));
             }
         }
@@ -1264,8 +1288,8 @@ static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, c
 #define DT(C, V, T) direct_tile_body(C, V, T, out, ocs, ob, len, w, wcs, woff, K, src, vb, off, bias)
 #define DT_NV(C, T)                                                                                              \
     switch (nv) {                                                                                                \
-    case 4: DT(C, 4, T); break;                                                                                  \
-    case 3: DT(C, 3, T); break;                                                                                  \
+    case 4: DT(C, DIRECT_NV >= 4 ? 4 : 1, T); break;                                                             \
+    case 3: DT(C, DIRECT_NV >= 3 ? 3 : 1, T); break;                                                             \
     case 2: DT(C, 2, T); break;                                                                                  \
     default: DT(C, 1, T); break;                                                                                 \
     }
@@ -1285,7 +1309,7 @@ static void direct_forward(const conv_plan *p, float *out, const float *x, const
                            float *scratch) {
     int *off = (int *)(scratch + (size_t)p->nt * direct_thread_floats(p));
     direct_offsets(p, off);
-    const int nvr = cdiv(p->Wo, 16), K = p->Ckk;
+    const int nvr = cdiv(p->Wo, DIRECT_LANES), K = p->Ckk;
 #pragma omp parallel for schedule(static) num_threads(p->nt)
     for (int t = 0; t < p->ntasks; t++) {
         float *buf = scratch + (size_t)omp_get_thread_num() * direct_thread_floats(p);
@@ -1300,8 +1324,8 @@ static void direct_forward(const conv_plan *p, float *out, const float *x, const
                 const int nv = imin(DIRECT_NV, nruns - r0);
                 int vb[DIRECT_NV], ob[DIRECT_NV], len[DIRECT_NV];
                 for (int v = 0; v < nv; v++) {
-                    const int y = (r0 + v) / nvr, x0 = 16 * ((r0 + v) % nvr);
-                    vb[v] = y * p->drs + x0, ob[v] = (oy0 + y) * p->Wo + x0, len[v] = imin(16, p->Wo - x0);
+                    const int y = (r0 + v) / nvr, x0 = DIRECT_LANES * ((r0 + v) % nvr);
+                    vb[v] = y * p->drs + x0, ob[v] = (oy0 + y) * p->Wo + x0, len[v] = imin(DIRECT_LANES, p->Wo - x0);
                 }
                 direct_tile(co, nv, ob_img + (size_t)c0 * p->P, (size_t)p->P, ob, len, w + (size_t)c0 * K, (size_t)K,
                             NULL, K, buf, vb, off, bias ? bias + c0 : NULL);
@@ -1473,14 +1497,14 @@ static void direct_backward(const conv_plan *p, float *dx, float *dw, const floa
                     for (int bb = 0; bb < 2; bb++) {
                         const int K = Cout * (a ? 2 : 1) * (bb ? 2 : 1);
                         const int *woff = woffs + 4 * Cout * (2 * a + bb), *off = offs + 4 * Cout * (2 * a + bb);
-                        const int Hr = Hh[a], Wr = Wh[bb], nvr = cdiv(Wr, 16), nruns = Hr * nvr;
+                        const int Hr = Hh[a], Wr = Wh[bb], nvr = cdiv(Wr, DIRECT_LANES), nruns = Hr * nvr;
                         float *e = E + (size_t)(a * 2 + bb) * DIRECT_CO * esz;
                         for (int r0 = 0; r0 < nruns; r0 += DIRECT_NV) {
                             const int nv = imin(DIRECT_NV, nruns - r0);
                             int vb[DIRECT_NV], ob[DIRECT_NV], len[DIRECT_NV];
                             for (int v = 0; v < nv; v++) {
-                                const int u = (r0 + v) / nvr, v0 = 16 * ((r0 + v) % nvr);
-                                vb[v] = u * L.rsd + v0, ob[v] = u * Wr + v0, len[v] = imin(16, Wr - v0);
+                                const int u = (r0 + v) / nvr, v0 = DIRECT_LANES * ((r0 + v) % nvr);
+                                vb[v] = u * L.rsd + v0, ob[v] = u * Wr + v0, len[v] = imin(DIRECT_LANES, Wr - v0);
                             }
                             direct_tile(co, nv, e, esz, ob, len, w + (size_t)c0 * 9, 9, woff, K, D + b * dimg, vb, off,
                                         NULL);

@@ -201,7 +201,7 @@ static void scan_forward_all(float *y, float *hckpt, const float *u, const float
         float *yr = y ? y + row : NULL;
         float *ck = hckpt ? hckpt + (size_t)be * nc * N : NULL;
         const float *BTb = BT + (size_t)b * L * N, *CTb = CT + (size_t)b * L * N, Dv = D ? D[e] : 0.0f;
-        if (N == 16)
+        if (N == 16 && AM_V16_NATIVE)
             scan_channel16(yr, ck, u + row, delta + row, A, BTb, CTb, Dv, L, chunk, reverse);
         else
             scan_channel(yr, ck, u + row, delta + row, A, BTb, CTb, Dv, L, N, chunk, reverse);
@@ -432,7 +432,7 @@ fsd_status fsd_selective_scan_backward(float *du, float *ddelta, float *dA_log, 
         for (int n = 0; n < N; n++) A[n] = -expf(A_log[(size_t)e * N + n]);
         const size_t row = (size_t)be * L;
         const float *CTb = CT + (size_t)b * L * N;
-        if (N == 16)
+        if (N == 16 && AM_V16_NATIVE)
             adjoint_sweep16(gck + (size_t)be * nc * N, dys + row, delta + row, A, CTb, L, chunk, reverse);
         else
             adjoint_sweep(gck + (size_t)be * nc * N, dys + row, delta + row, A, CTb, L, N, chunk, reverse);
@@ -463,7 +463,7 @@ fsd_status fsd_selective_scan_backward(float *du, float *ddelta, float *dA_log, 
                 memset(dA, 0, sizeof dA);
                 const float *h0 = hck + (be * nc + c) * N;
                 float *dur = du ? du + row : NULL, *ddr = ddelta ? ddelta + row : NULL;
-                if (N == 16)
+                if (N == 16 && AM_V16_NATIVE)
                     chunk_backward16(dBl, dCl, dA, &myD[e], dur, ddr, ysb, hs, as, g, h0, dys + row, u + row,
                                      delta + row, A, BTb, CTb, D ? D[e] : 0.0f, k0, k1, L, reverse);
                 else
