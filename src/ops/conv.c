@@ -1150,6 +1150,11 @@ static inline direct_vec dvec_load(const float *p) {
     return v;
 }
 static inline void dvec_store(float *p, direct_vec v) { memcpy(p, &v, sizeof v); }
+#if !AM_V16_NATIVE
+typedef int32_t direct_ivec __attribute__((vector_size(32)));
+#define DVEC_EVENS(a, b) __builtin_shuffle(a, b, (direct_ivec){0, 2, 4, 6, 8, 10, 12, 14})
+#define DVEC_ODDS(a, b) __builtin_shuffle(a, b, (direct_ivec){1, 3, 5, 7, 9, 11, 13, 15})
+#endif
 static inline direct_vec dvec_set1(float x) {
 #if AM_V16_NATIVE
     return v16_set1(x);
@@ -1230,11 +1235,19 @@ static void direct_planes(float *buf, const float *xb, const conv_plan *p, int o
                     const float *xr = xc + (size_t)iy * W;
                     int j = 0;
                     d0[0] = 0.0f;
-                    for (; AM_V16_NATIVE && 2 * j + 32 <= W; j += 16) {
+#if AM_V16_NATIVE
+                    for (; 2 * j + 32 <= W; j += 16) {
                         const am_v16 a = v16_load(xr + 2 * j), b = v16_load(xr + 2 * j + 16);
                         v16_store(d1 + j, AM_EVENS(a, b));
                         v16_store(d0 + j + 1, AM_ODDS(a, b));
                     }
+#else
+                    for (; 2 * j + 16 <= W; j += 8) { /* the same with 8-lane vectors */
+                        const direct_vec a = dvec_load(xr + 2 * j), b = dvec_load(xr + 2 * j + 8);
+                        dvec_store(d1 + j, DVEC_EVENS(a, b));
+                        dvec_store(d0 + j + 1, DVEC_ODDS(a, b));
+                    }
+#endif
                     for (; j < rs; j++) {
                         d1[j] = 2 * j < W ? xr[2 * j] : 0.0f;
                         if (j + 1 < rs) d0[j + 1] = 2 * j + 1 < W ? xr[2 * j + 1] : 0.0f;
