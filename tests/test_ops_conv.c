@@ -313,16 +313,22 @@ static void bad_input(void) {
 #else
     const fsd_conv_algo dir_w = FSD_CONV_WINOGRAD_S2, dir_i = FSD_CONV_IM2COL;
 #endif
+    /* and the direct forward only with 8+ lanes and FMA (not in portable SSE2 builds) */
+#if defined(__AVX512F__) || (defined(__AVX__) && defined(__FMA__))
+    const fsd_conv_algo dir_f = FSD_CONV_DIRECT, dir_fw = FSD_CONV_DIRECT;
+#else
+    const fsd_conv_algo dir_f = FSD_CONV_IM2COL, dir_fw = FSD_CONV_WINOGRAD_S2;
+#endif
     tu_check(fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 1, 1) == FSD_CONV_WINOGRAD &&
                  fsd_conv2d_algo_for(4, 128, 64, 64, 128, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
                  fsd_conv2d_backward_algo_for(4, 128, 64, 64, 128, 3, 2, 1) == dir_w &&
                  fsd_conv2d_backward_algo_for(4, 128, 64, 64, 120, 3, 2, 1) == FSD_CONV_WINOGRAD_S2 &&
-                 fsd_conv2d_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == dir_fw &&
                  fsd_conv2d_backward_algo_for(4, 64, 128, 128, 64, 3, 2, 1) == dir_w &&
-                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == dir_f &&
                  fsd_conv2d_backward_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == dir_i &&
                  fsd_conv2d_backward_algo_for(4, 256, 16, 16, 256, 3, 2, 1) == FSD_CONV_IM2COL &&
-                 fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_DIRECT &&
+                 fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == dir_f &&
                  fsd_conv2d_backward_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 9, 8, 8, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,

@@ -1,7 +1,7 @@
 /* Elementwise activations (SiLU, exact GELU, softplus) and GEGLU.
  * The math lives in ops/vmath.h (inline, vectorisable exp / erf / log1p), so each loop below
  * compiles to SIMD code; large arrays are split over OpenMP threads in static chunks. */
-/* Contraction of a*b+c into fma is left to the explicit __builtin_fmaf calls: GCC otherwise
+/* Contraction of a*b+c into fma is left to the explicit FSD_FMAF calls (vmath.h): GCC otherwise
  * contracts the vector loop body and its scalar peel/remainder differently, and an element's
  * value would depend on where the OpenMP chunk boundaries fall, i.e. on the thread count. */
 #pragma GCC optimize("fp-contract=off")

@@ -30,8 +30,8 @@
  *     instead of 36 multiplies, on the machinery of 2. (derivation at wino_s2_*).
  *
  *  4. Direct 3x3 pad 1 (direct_*): our own tile kernel, 4 output channels x 4 runs of 16 pixels in 16
- *     accumulators with AVX-512 (4 x 3 runs of 8 with AVX2), over input "planes" in which every tap of
- *     a run is a contiguous load. Used
+ *     accumulators with AVX-512 (4 x 3 runs of 8 with AVX, of 4 with SSE), over input "planes" in
+ *     which every tap of a run is a contiguous load. Used
  *     forward for few input channels (conv_in) and most stride-2 convs, and for the stride-2 backward
  *     (dW by broadcasting input values against dout^T, dx by its 4 polyphase parts). sgemm's ~90 % of
  *     the FMA peak plus im2col's copies could not match oneDNN's direct convs at 95 % (bench/RESULTS.md);
@@ -88,16 +88,29 @@ static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
 /* Direct 3x3 tile geometry (the kernel is below, "direct 3x3, pad 1"). */
 #define DIRECT_CO 4 /* output channels per tile */
 /* Runs of DIRECT_LANES pixels, one vector register each: 16 lanes (zmm) with AVX-512, where 16
- * accumulators leave half of the 32 registers for operands; 8 lanes (ymm) otherwise, where 4 x 3
- * accumulators, 3 operands and a broadcast fill the 16 registers. */
+ * accumulators leave half of the 32 registers for operands; 8 lanes (ymm) with AVX, 4 (xmm) with SSE
+ * only (portable builds), where 4 x 3 accumulators, 3 operands and a broadcast fill the 16 registers.
+ * The vector must be one register: GCC lowers a wider GNU vector through the stack. */
 #if AM_V16_NATIVE
 #define DIRECT_LANES 16
 #define DIRECT_NV 4 /* runs per tile */
 typedef am_v16 direct_vec;
-#else
+#elif defined(__AVX__)
 #define DIRECT_LANES 8
 #define DIRECT_NV 3
 typedef float direct_vec __attribute__((vector_size(32)));
+#else
+#define DIRECT_LANES 4
+#define DIRECT_NV 3
+typedef float direct_vec __attribute__((vector_size(16)));
+#endif
+/* AUTO takes the direct forward only with 8+ lanes and FMA: the BLAS picks its kernels at run time
+ * (DYNAMIC_ARCH), this file at build time, so a portable (SSE2) build's 4-lane tiles ran at 41 GFLOP/s
+ * against im2col's 110-125 on the Zen 3. */
+#if DIRECT_LANES >= 8 && defined(__FMA__)
+#define DIRECT_FWD_AUTO 1
+#else
+#define DIRECT_FWD_AUTO 0
 #endif
 
 /* The direct stride-2 backward keeps 16-lane GNU vectors in registers (dW: 18 accumulators): AUTO
@@ -118,7 +131,7 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
     /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct needs output rows that fill its 16-lane
      * runs: Wo >= 16 with at most a quarter of the lanes wasted (measured there only). */
     const int Wo = fsd_conv2d_out_size(W, k, s, pad),
-              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * DIRECT_LANES * cdiv(Wo, DIRECT_LANES) && direct_fits;
+              lanes_ok = Wo >= 16 && 4 * Wo >= 3 * DIRECT_LANES * cdiv(Wo, DIRECT_LANES) && direct_fits && DIRECT_FWD_AUTO;
     /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
      * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
      * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)
@@ -1150,16 +1163,22 @@ static inline direct_vec dvec_load(const float *p) {
     return v;
 }
 static inline void dvec_store(float *p, direct_vec v) { memcpy(p, &v, sizeof v); }
-#if !AM_V16_NATIVE
+#if DIRECT_LANES == 8
 typedef int32_t direct_ivec __attribute__((vector_size(32)));
 #define DVEC_EVENS(a, b) __builtin_shuffle(a, b, (direct_ivec){0, 2, 4, 6, 8, 10, 12, 14})
 #define DVEC_ODDS(a, b) __builtin_shuffle(a, b, (direct_ivec){1, 3, 5, 7, 9, 11, 13, 15})
+#elif DIRECT_LANES == 4
+typedef int32_t direct_ivec __attribute__((vector_size(16)));
+#define DVEC_EVENS(a, b) __builtin_shuffle(a, b, (direct_ivec){0, 2, 4, 6})
+#define DVEC_ODDS(a, b) __builtin_shuffle(a, b, (direct_ivec){1, 3, 5, 7})
 #endif
 static inline direct_vec dvec_set1(float x) {
-#if AM_V16_NATIVE
+#if DIRECT_LANES == 16
     return v16_set1(x);
-#else
+#elif DIRECT_LANES == 8
     return (direct_vec){x, x, x, x, x, x, x, x};
+#else
+    return (direct_vec){x, x, x, x};
 #endif
 }
 
@@ -1242,8 +1261,8 @@ static void direct_planes(float *buf, const float *xb, const conv_plan *p, int o
                         v16_store(d0 + j + 1, AM_ODDS(a, b));
                     }
 #else
-                    for (; 2 * j + 16 <= W; j += 8) { /* the same with 8-lane vectors */
-                        const direct_vec a = dvec_load(xr + 2 * j), b = dvec_load(xr + 2 * j + 8);
+                    for (; 2 * j + 2 * DIRECT_LANES <= W; j += DIRECT_LANES) { /* the same with narrower vectors */
+                        const direct_vec a = dvec_load(xr + 2 * j), b = dvec_load(xr + 2 * j + DIRECT_LANES);
                         dvec_store(d1 + j, DVEC_EVENS(a, b));
                         dvec_store(d0 + j + 1, DVEC_ODDS(a, b));
                     }

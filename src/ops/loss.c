@@ -1,7 +1,7 @@
 /* L1 and MSE losses, means over n elements.
  * Forward sums in double over fixed chunks (independent of the thread count) and adds the chunk
  * totals in order, so the loss is bit-identical for any number of threads. */
-/* Contraction of a*b+c into fma is left to the explicit __builtin_fmaf calls: GCC otherwise
+/* Contraction of a*b+c into fma is left to the explicit FSD_FMAF calls (vmath.h): GCC otherwise
  * contracts the vector loop body and its scalar peel/remainder differently, and an element's
  * value would depend on where the OpenMP chunk boundaries fall, i.e. on the thread count. */
 #pragma GCC optimize("fp-contract=off")

@@ -5,7 +5,7 @@
  *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * Bias corrections are computed in double once per step; the loop is elementwise and vectorised
  * (sqrt through ops/vmath.h, since libm sqrtf does not vectorise without -fno-math-errno). */
-/* Contraction of a*b+c into fma is left to the explicit __builtin_fmaf calls: GCC otherwise
+/* Contraction of a*b+c into fma is left to the explicit FSD_FMAF calls (vmath.h): GCC otherwise
  * contracts the vector loop body and its scalar peel/remainder differently, and an element's
  * value would depend on where the OpenMP chunk boundaries fall, i.e. on the thread count. */
 #pragma GCC optimize("fp-contract=off")
