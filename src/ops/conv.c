@@ -31,8 +31,8 @@
  *
  *  4. Direct 3x3 pad 1 (direct_*): our own tile kernel, 4 output channels x 4 runs of 16 pixels in 16
  *     accumulators with AVX-512 (4 x 3 runs of 8 with AVX, of 4 with SSE), over input "planes" in
- *     which every tap of a run is a contiguous load. Used
- *     forward for few input channels (conv_in) and most stride-2 convs, and for the stride-2 backward
+ *     which every tap of a run is a contiguous load. Used forward for few input channels (conv_in)
+ *     and most stride-2 convs, and (AVX-512 builds) for the stride-2 backward
  *     (dW by broadcasting input values against dout^T, dx by its 4 polyphase parts). sgemm's ~90 % of
  *     the FMA peak plus im2col's copies could not match oneDNN's direct convs at 95 % (bench/RESULTS.md);
  *     this kernel runs at 95-99 % of the peak when its planes are cache-resident.
@@ -115,8 +115,8 @@ typedef float direct_vec __attribute__((vector_size(16)));
 
 /* The direct stride-2 backward keeps 16-lane GNU vectors in registers (dW: 18 accumulators): AUTO
  * takes it only where those are one register (AM_V16_NATIVE, am_vec.h; on a Zen 3 with AVX2 it ran at
- * 0.2-0.4x PyTorch); forcing FSD_CONV_DIRECT still runs it anywhere. The forward tile kernel has an
- * 8-lane AVX2 form (DIRECT_LANES). */
+ * 0.2-0.4x PyTorch); forcing FSD_CONV_DIRECT still runs it anywhere. The forward tile kernel has
+ * narrower forms (DIRECT_LANES). */
 static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
     /* direct's int tap offsets span a whole image's planes (and D): far beyond any practical size */
@@ -128,8 +128,11 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
     if (g_algo == FSD_CONV_IM2COL) return FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_WINOGRAD) return s1 ? FSD_CONV_WINOGRAD : FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_WINOGRAD_S2) return s2 ? FSD_CONV_WINOGRAD_S2 : FSD_CONV_IM2COL;
-    /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct needs output rows that fill its 16-lane
-     * runs: Wo >= 16 with at most a quarter of the lanes wasted (measured there only). */
+    /* AUTO (measured with bench/ops, 2-core Zen 4, B = 4). Direct needs output rows that fill its
+     * runs: Wo >= 16 with at most a quarter of the lanes wasted (measured there only). On a 2-core Zen 3
+     * (AVX2, 8-lane direct) the same forward choices measured best: 64x128^2 s2 direct 11.1 vs Winograd
+     * 11.6 ms, 256x32^2 s2 direct 9.0 vs im2col 9.3, 128x64^2 s2 Winograd 9.2 vs direct 9.8, conv_in
+     * direct 4.3 vs im2col 6.4. */
     const int Wo = fsd_conv2d_out_size(W, k, s, pad),
               lanes_ok = Wo >= 16 && 4 * Wo >= 3 * DIRECT_LANES * cdiv(Wo, DIRECT_LANES) && direct_fits && DIRECT_FWD_AUTO;
     /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
