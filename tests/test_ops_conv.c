@@ -6,6 +6,7 @@
  *  - central finite differences of every backward on tiny shapes (loss = sum dy*y in double);
  *  - bad shapes and a too-small workspace arena fail with a status, and the arena is handed back. */
 #include "fsdiff/ops_conv.h"
+#include "ops/am_vec.h" /* AM_V16_NATIVE: which direct paths AUTO may take */
 #include "testutil.h"
 
 #include <math.h>
@@ -306,15 +307,15 @@ static void bad_input(void) {
         fsd_free(x), fsd_free(w), fsd_free(y);
     }
     fsd_conv2d_set_algo(FSD_CONV_AUTO);
-    /* AUTO takes the direct stride-2 backward only in AVX-512 builds (src/ops/conv.c, AM_V16_NATIVE);
+    /* AUTO takes the direct stride-2 backward only where 16-lane vectors are native (AVX-512; src/ops/conv.c);
      * elsewhere the GEMM paths it replaced. The direct forward has both widths. */
-#ifdef __AVX512F__
+#if AM_V16_NATIVE
     const fsd_conv_algo dir_w = FSD_CONV_DIRECT, dir_i = FSD_CONV_DIRECT;
 #else
     const fsd_conv_algo dir_w = FSD_CONV_WINOGRAD_S2, dir_i = FSD_CONV_IM2COL;
 #endif
     /* and the direct forward only with 8+ lanes and FMA (not in portable SSE2 builds) */
-#if defined(__AVX512F__) || (defined(__AVX__) && defined(__FMA__))
+#if (AM_V16_NATIVE || defined(__AVX__)) && defined(__FMA__)
     const fsd_conv_algo dir_f = FSD_CONV_DIRECT, dir_fw = FSD_CONV_DIRECT;
 #else
     const fsd_conv_algo dir_f = FSD_CONV_IM2COL, dir_fw = FSD_CONV_WINOGRAD_S2;

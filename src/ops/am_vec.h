@@ -28,10 +28,12 @@
  * vector and lowers each operation through the stack (measured on a Zen 3, AVX2: the direct conv at
  * 11-14 GFLOP/s, a tenth of im2col); kernels written on am_v16 then give way to their plain-loop
  * versions, which GCC vectorises for the target. */
+#ifndef AM_V16_NATIVE /* -DAM_V16_NATIVE=1 runs the 16-lane paths on any target (slowly): for tests */
 #ifdef __AVX512F__
 #define AM_V16_NATIVE 1
 #else
 #define AM_V16_NATIVE 0
+#endif
 #endif
 typedef float am_v16 __attribute__((vector_size(64)));
 typedef int32_t am_i16 __attribute__((vector_size(64)));

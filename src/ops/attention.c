@@ -144,7 +144,10 @@ static inline void small_unpack_p(float p[RB][SMALL_NK], const float *flat, int 
 }
 /* ds[r] <- scale p (dp - p.dp), with dp given in ds */
 static inline void small_softmax_grad(float ds[RB][SMALL_NK], const float p[RB][SMALL_NK], float scale) {
-    small_softmax_grad(ds, p, scale);
+    for (int r = 0; r < RB; r++) {
+        const am_v16 pv = v16_load(p[r]), dp = v16_load(ds[r]);
+        v16_store(ds[r], scale * pv * (dp - v16_allsum(pv * dp)));
+    }
 }
 #else
 static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
