@@ -64,7 +64,7 @@ static void run_conv_case(const fsd_safetensors *st, const char *name) {
             tu_check(st1 == FSD_OK && st2 == FSD_OK && g_ws.used == 0 && g_ws.peak <= need,
                      "%s [%s, %d threads]: ok status, arena handed back, peak %zu <= workspace %zu", name, an, nt,
                      g_ws.peak, need);
-            char what[160];
+            char what[400]; /* case name + algorithm + thread count, with room to spare (-Wformat-truncation) */
             snprintf(what, sizeof what, "%s [%s, %d thr] y", name, an, nt);
             tu_check_close(what, y, yr, ny, TOL_FWD);
             snprintf(what, sizeof what, "%s [%s, %d thr] dx", name, an, nt);
