@@ -152,17 +152,8 @@ static inline void small_softmax_grad(float ds[RB][SMALL_NK], const float p[RB][
 #else
 static inline void small_softmax(float s[RB][SMALL_NK], int Nk, int nrow) {
     for (int r = 0; r < RB; r++) {
-        float m = -INFINITY, sum = 0.0f;
-        for (int j = 0; j < Nk; j++) m = s[r][j] > m ? s[r][j] : m;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < SMALL_NK; j++) {
-            const float e = j < Nk ? fsd_expf(s[r][j] - m) : 0.0f;
-            s[r][j] = e;
-            sum += e;
-        }
-        const float inv = r < nrow ? 1.0f / sum : 0.0f;
-#pragma omp simd
-        for (int j = 0; j < SMALL_NK; j++) s[r][j] *= inv;
+        if (r < nrow) softmax_rows(s[r], 1, Nk);
+        for (int j = r < nrow ? Nk : 0; j < SMALL_NK; j++) s[r][j] = 0.0f;
     }
 }
 static inline void small_unpack_p(float p[RB][SMALL_NK], const float *flat, int Nk, int nrow) {
