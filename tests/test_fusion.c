@@ -253,7 +253,7 @@ static void test_identity(void) {
         fsd_fuse_plane((fsd_fuse_method)m, NULL, a, a, w, h, o);
         double e = 0;
         for (size_t i = 0; i < n; i++) e = fmax(e, fabs(o[i] - a[i]));
-        tu_check(e <= (m == FSD_FUSE_GRADIENT ? 0.5 : 1e-3), "%s: fuse(A, A) = A, max err %.3g",
+        tu_check(e <= (m == FSD_FUSE_GRADIENT || m == FSD_FUSE_AUTO ? 0.5 : 1e-3), "%s: fuse(A, A) = A, max err %.3g",
                  fsd_fuse_method_name((fsd_fuse_method)m), e);
     }
     /* laplacian with explicit levels on a tiny image (borders reflect more than once) */
@@ -358,10 +358,41 @@ static void test_methods(void) {
     fsd_fuse_method m;
     tu_check(fsd_fuse_method_parse("gff", &m) == FSD_OK && m == FSD_FUSE_GFF, "parse 'gff'");
     fsd_status s = fsd_fuse_method_parse("pca", &m);
-    tu_check(s == FSD_ERR_INVALID && strstr(fsd_error_message(), "average, laplacian, gff, gradient"),
+    tu_check(s == FSD_ERR_INVALID && strstr(fsd_error_message(), "average, laplacian, gff, gradient, auto"),
              "unknown method lists the valid ones: '%s'", fsd_error_message());
     float x = 1;
     tu_check(fsd_fuse_average(&x, &x, 0, 1, &x) == FSD_ERR_INVALID, "zero width rejected");
+    tu_check(fsd_fuse_plane(FSD_FUSE_AUTO, NULL, &x, &x, 0, 1, &x) == FSD_ERR_INVALID, "auto: zero width rejected");
+}
+
+/* auto = gradient when max(A, B) < 4 on >= 6 % of the pixels, laplacian otherwise; the choice
+ * is the same as calling that method, on both sides of the threshold and at it. */
+static void test_auto(void) {
+    int w = 80, h = 50;
+    size_t n = (size_t)w * h;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *o = malloc(n * sizeof(float)),
+          *r = malloc(n * sizeof(float));
+    pattern(a, w, h, 0);
+    pattern(b, w, h, 1);
+    tu_check(fsd_fuse_dark_share(a, b, n) == 0.0, "auto: the patterns have no dark pixel");
+    tu_check(fsd_fuse_auto_pick(0.0599) == FSD_FUSE_LAPLACIAN && fsd_fuse_auto_pick(0.06) == FSD_FUSE_GRADIENT,
+             "auto: threshold at 0.06");
+    /* darken rows from the top: k rows of w pixels, both sources below 4 (one at 3.9, one at 0) */
+    const int rows[3] = {2, 4, 10}; /* 2/50 = 0.04 -> laplacian, 4/50 = 0.08 and 0.20 -> gradient */
+    for (int t = 0; t < 3; t++) {
+        for (size_t i = 0; i < (size_t)rows[t] * w; i++) a[i] = 3.9f, b[i] = 0.0f;
+        double d = fsd_fuse_dark_share(a, b, n);
+        fsd_fuse_method want = t == 0 ? FSD_FUSE_LAPLACIAN : FSD_FUSE_GRADIENT;
+        fsd_status s = fsd_fuse_plane(FSD_FUSE_AUTO, NULL, a, b, w, h, o);
+        fsd_fuse_plane(want, NULL, a, b, w, h, r);
+        double e = 0;
+        for (size_t i = 0; i < n; i++) e = fmax(e, fabs(o[i] - r[i]));
+        tu_check(!s && fabs(d - rows[t] / 50.0) < 1e-12 && e == 0.0, "auto with dark share %.2f = %s (max diff %g)",
+                 d, fsd_fuse_method_name(want), e);
+    }
+    a[0] = 4.0f; /* 4 is not dark */
+    tu_check(fabs(fsd_fuse_dark_share(a, b, n) - (10.0 * w - 1) / n) < 1e-12, "auto: 4 grey levels are not dark");
+    free(a), free(b), free(o), free(r);
 }
 
 int main(void) {
@@ -371,6 +402,7 @@ int main(void) {
     test_poisson();
     test_gradient_properties();
     test_identity();
+    test_auto();
     test_colour();
     return tu_summary();
 }

@@ -5,7 +5,7 @@
  * (crop sizes, scales independent per modality, permutation per epoch, values in [-1, 1], exact
  * grey replication), geometry (scale 1 without augmentation = the HR crop; every sample equal,
  * bit for bit, to fsd_degrade + PIL bicubic of the transformed crop recomputed here with an
- * independent rot90/flip), validation samples, and one-line errors. Tolerance: exact (0). */
+ * independent rot90/flip), validation samples, the pairs' dark share (fusion method auto), and one-line errors. Tolerance: exact (0). */
 #define _GNU_SOURCE
 #include "fsdiff/fusion.h"
 #include "fsdiff/image.h"
@@ -417,6 +417,40 @@ static void test_val(void) {
     fsd_traindata_close(td);
 }
 
+/* The pair's dark share (what "auto" decides by) against a recomputation from the files: luma by
+ * fsd_image_rgb_to_ycbcr, share by fsd_fuse_dark_share. Tolerance 1e-3 of the pixels: a luma that
+ * lands on the level exactly may round to either side in float vs double. The two IR-visible pairs
+ * must pick laplacian, the two scans gradient. */
+static void test_dark_share(void) {
+    fsd_traindata *td = NULL;
+    if (!tu_check(fsd_traindata_open(g_dirs, 2, g_teacher, NULL, &td) == FSD_OK, "open (dark share)")) return;
+    for (int pair = 0; pair < fsd_traindata_n_pairs(td); pair++) {
+        const char *name = fsd_traindata_pair_name(td, pair);
+        int k = 0;
+        while (k < NP && strcmp(PAIRS[k].name, name)) k++;
+        if (!tu_check(k < NP, "dark share: pair %s known", name)) continue;
+        fsd_image im[2] = {{0}}, y[2] = {{0}};
+        int ok = 1;
+        for (int m = 0; m < 2; m++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s/train/%s/%s.png", g_data, PAIRS[k].set, m ? PAIRS[k].b : PAIRS[k].a, name);
+            ok &= fsd_image_load(path, &im[m]) == FSD_OK;
+            if (ok && im[m].c == 3) ok &= fsd_image_rgb_to_ycbcr(&im[m], &y[m]) == FSD_OK;
+        }
+        if (tu_check(ok, "dark share: load %s", name)) {
+            const float *pa = y[0].data ? y[0].data : im[0].data, *pb = y[1].data ? y[1].data : im[1].data;
+            double want = fsd_fuse_dark_share(pa, pb, (size_t)im[0].w * im[0].h);
+            double got = fsd_traindata_pair_dark_share(td, pair);
+            fsd_fuse_method pick = fsd_fuse_auto_pick(got);
+            fsd_fuse_method expect = strcmp(PAIRS[k].set, "med") ? FSD_FUSE_LAPLACIAN : FSD_FUSE_GRADIENT;
+            tu_check(fabs(got - want) <= 1e-3 && pick == expect, "dark share of %s: %.4f (recomputed %.4f) -> %s",
+                     name, got, want, fsd_fuse_method_name(pick));
+        }
+        for (int m = 0; m < 2; m++) fsd_image_free(&im[m]), fsd_image_free(&y[m]);
+    }
+    fsd_traindata_close(td);
+}
+
 static int one_line_with(fsd_status s, const char *needle, const char *needle2) {
     const char *m = fsd_error_message();
     printf("   message: %s\n", m);
@@ -494,6 +528,7 @@ int main(void) {
     test_ranges();
     test_identity_geometry();
     test_val();
+    test_dark_share();
     test_errors();
     test_timing();
     printf("total %.1f s\n", fsd_time_seconds() - t0);

@@ -60,10 +60,11 @@ char *fsd_diffusion_config_to_json(const fsd_diffusion_config *c);
 fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *text, size_t len, const char *label);
 
 /* The base of a residual model for one sample: cond (6, h, w) = [A x3 | B x3] in [-1, 1] (grey
- * replicated; ca, cb = 1 or 3 say which source is grey), fused with d->residual_method (default
- * parameters, colour as fsd_fuse_images: the same rule as the teacher targets), written to base
- * (3, h, w) in [-1, 1], grey replicated. */
-fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, int ca, int cb, int w, int h, float *base);
+ * replicated; ca, cb = 1 or 3 say which source is grey), fused with method m (default parameters,
+ * colour as fsd_fuse_images: the same rule as the teacher targets), written to base (3, h, w) in
+ * [-1, 1], grey replicated. m is d->residual_method when cond is the whole image; where cond is a
+ * crop and d->residual_method is auto, the caller passes the method decided on the whole pair. */
+fsd_status fsd_residual_base(fsd_fuse_method m, const float *cond, int ca, int cb, int w, int h, float *base);
 /* x (3 * hw) <- clamp(base + shrink(x / residual_scale), -1, 1): a sampled residual back to an image
  * (shrink: the soft threshold residual_shrink / 127.5, identity when 0). */
 void fsd_residual_apply(const fsd_diffusion_config *d, const float *base, float *x, size_t n);

@@ -79,6 +79,9 @@ int fsd_traindata_n_pairs(const fsd_traindata *td);
 const char *fsd_traindata_pair_name(const fsd_traindata *td, int pair);
 /* Size of the pair (HR); channel counts of A, B and the teacher target (1 or 3). */
 void fsd_traindata_pair_info(const fsd_traindata *td, int pair, int *w, int *h, int *ca, int *cb, int *ct);
+/* Share of the pair's HR pixels where max(Y_A, Y_B) < FSD_FUSE_DARK_LEVEL (Y: BT.601 luma of a colour
+ * source): what the "auto" fusion method decides by, taken on the whole pair (fusion.h). */
+double fsd_traindata_pair_dark_share(const fsd_traindata *td, int pair);
 size_t fsd_traindata_cache_bytes(const fsd_traindata *td);
 
 /* The drawn parameters of sample b of batch k (pure; no image work). */

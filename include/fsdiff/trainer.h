@@ -112,10 +112,12 @@ fsd_status fsd_trainer_save_model(const fsd_trainer *t, const char *path, fsd_dt
  * at (val_scale_a, val_scale_b), ddim val_steps (seed fixed), vs "bicubic + teacher" (the teacher
  * method applied to the upsampled sources). Means over pairs of PSNR and SSIM against the teacher
  * fusion of the HR pair (the target). The teacher fusion of the upsampled pair is made by `baseline`
- * (a callback, so this layer does not depend on src/fusion): out (3, h, w) on 0..255 from a, b
- * (3, h, w) on 0..255 with ca, cb real channels. */
-typedef fsd_status (*fsd_train_baseline_fn)(void *ctx, const float *a, int ca, const float *b, int cb, int w, int h,
-                                            float *out);
+ * (a callback, as the caller knows the teacher's method and parameters): out (3, h, w) on 0..255
+ * from a, b (3, h, w) on 0..255 with ca, cb real channels. auto_pick is what the "auto" method
+ * resolves to for this pair, decided on the whole HR pair as the teacher target was (the crop alone
+ * may have no dark background to decide by). */
+typedef fsd_status (*fsd_train_baseline_fn)(void *ctx, fsd_fuse_method auto_pick, const float *a, int ca,
+                                            const float *b, int cb, int w, int h, float *out);
 typedef struct fsd_val_result {
     int n;
     double psnr_model, psnr_base, ssim_model, ssim_base;

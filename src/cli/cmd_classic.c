@@ -12,7 +12,8 @@ static void usage(FILE *fp) {
     fprintf(fp,
             "usage: fsdiff classic [--method M] --a A --b B [--scale S] -o OUT.png\n\n"
             "Fuses two aligned source images with a classical method and writes an 8-bit PNG.\n"
-            "  --method M     average | laplacian | gff | gradient (default: gff)\n"
+            "  --method M     average | laplacian | gff | gradient | auto (default: gff); auto = gradient\n"
+            "                 for scans on a black background, laplacian otherwise (docs/fusion.md)\n"
             "  --a, --b FILE  the two sources (PNG, JPEG, BMP, TGA, PGM/PPM) of the same size\n"
             "  -o, --out FILE output PNG (written atomically)\n"
             "  --scale S      treat A and B as low resolution: bicubic-upsample each to S x its size\n"

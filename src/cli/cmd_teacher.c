@@ -159,6 +159,10 @@ static void method_tag(fsd_fuse_method m, const fsd_fuse_params *p, char *buf, s
         snprintf(buf, n, "method=gff r1=%d eps1=%g r2=%d eps2=%g", p->gff_r1, p->gff_eps1, p->gff_r2, p->gff_eps2);
         break;
     case FSD_FUSE_GRADIENT: snprintf(buf, n, "method=gradient lambda=%g", p->grad_lambda); break;
+    case FSD_FUSE_AUTO: /* the decision rule is part of what made the targets */
+        snprintf(buf, n, "method=auto dark_level=%g dark_share=%g levels=%d lambda=%g", (double)FSD_FUSE_DARK_LEVEL,
+                 FSD_FUSE_DARK_SHARE, p->lap_levels, p->grad_lambda);
+        break;
     default: snprintf(buf, n, "method=%s", fsd_fuse_method_name(m)); break;
     }
 }

@@ -44,7 +44,8 @@ static void usage(FILE *fp) {
             "data:\n"
             "  --data DIR           data root: DIR/<set>/{train,val}/<modality>/NAME.png\n"
             "  --teacher DIR        teacher targets (default RUN_DIR/teacher, made if missing)\n"
-            "  --teacher-method M   method for a new teacher (default gff)\n"
+            "  --teacher-method M   method for a new teacher and the residual base (default gff; auto:\n"
+            "                       gradient for scans on a black background, laplacian otherwise)\n"
             "  --batch B            global batch (default 4)\n"
             "  --crops LIST         HR crop sides, one drawn per batch (default 64,96,128)\n"
             "  --scales LIST        SR factors, drawn per sample and modality (default 2,4,8)\n"
@@ -217,7 +218,8 @@ static void remove_stale_temps(const char *run) {
 
 /* --init from a residual or v model continues as one unless --target/--residual-scale (resp.
  * --prediction) say otherwise: its weights only make sense with what they were trained for. */
-static fsd_status inherit_target(const char *path, int target_set, int pred_set, fsd_diffusion_config *d) {
+static fsd_status inherit_target(const char *path, int target_set, int pred_set, int method_set,
+                                 fsd_diffusion_config *d) {
     fsd_safetensors st;
     fsd_status s = fsd_st_open(&st, path);
     if (s) return s;
@@ -225,9 +227,11 @@ static fsd_status inherit_target(const char *path, int target_set, int pred_set,
     fsd_diffusion_config f;
     if (dj && !(s = fsd_diffusion_config_from_json(&f, dj, strlen(dj), path))) {
         if (!target_set && f.residual) {
-            d->residual = 1, d->residual_method = f.residual_method, d->residual_scale = f.residual_scale;
-            fsd_log(FSD_LOG_INFO, "train: --init model has a residual target (%s, scale %g): continuing with it",
-                    fsd_fuse_method_name(f.residual_method), f.residual_scale);
+            d->residual = 1, d->residual_scale = f.residual_scale;
+            if (!method_set) d->residual_method = f.residual_method; /* --teacher-method changes the base */
+            fsd_log(FSD_LOG_INFO, "train: --init model has a residual target (%s, scale %g): continuing with it%s",
+                    fsd_fuse_method_name(f.residual_method), f.residual_scale,
+                    method_set && f.residual_method != d->residual_method ? ", base from --teacher-method" : "");
         }
         if (!pred_set && f.prediction != FSD_PRED_EPS) {
             d->prediction = f.prediction;
@@ -244,11 +248,12 @@ typedef struct base_ctx {
     fsd_fuse_params prm;
 } base_ctx;
 
-static fsd_status baseline_fuse(void *vc, const float *a, int ca, const float *b, int cb, int w, int h, float *out) {
+static fsd_status baseline_fuse(void *vc, fsd_fuse_method auto_pick, const float *a, int ca, const float *b, int cb,
+                                int w, int h, float *out) {
     base_ctx *bc = vc;
     size_t hw = (size_t)w * h;
     fsd_image ia = {w, h, ca, (float *)a}, ib = {w, h, cb, (float *)b}, f = {0};
-    fsd_status s = fsd_fuse_images(bc->method, &bc->prm, &ia, &ib, &f);
+    fsd_status s = fsd_fuse_images(bc->method == FSD_FUSE_AUTO ? auto_pick : bc->method, &bc->prm, &ia, &ib, &f);
     if (s) return s;
     for (int c = 0; c < 3; c++) memcpy(out + c * hw, f.data + (f.c == 3 ? c : 0) * hw, hw * sizeof(float));
     for (size_t i = 0; i < 3 * hw; i++) out[i] = out[i] < 0 ? 0 : out[i] > 255 ? 255 : out[i];
@@ -357,7 +362,7 @@ int cmd_train(int argc, char **argv) {
         cfg.data.align = 1 << (cfg.net.n_mults - 1);
         if (cfg.data.align < 8) cfg.data.align = 8;
     }
-    int data_seed_set = 0, target_set = 0, pred_set = 0;
+    int data_seed_set = 0, target_set = 0, pred_set = 0, method_set = 0;
     for (int i = 1; i < argc; i++) {
         int c = cli_common_option(argc, argv, &i);
         if (c < 0) return 1;
@@ -375,7 +380,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--init")) { NEEDV; o.init = v; }
         else if (!strcmp(a, "--data")) { NEEDV; snprintf(o.data, sizeof o.data, "%s", v); }
         else if (!strcmp(a, "--teacher")) { NEEDV; snprintf(o.teacher, sizeof o.teacher, "%s", v); }
-        else if (!strcmp(a, "--teacher-method")) { NEEDV; o.teacher_method = v; }
+        else if (!strcmp(a, "--teacher-method")) { NEEDV; o.teacher_method = v; method_set = 1; }
         else if (!strcmp(a, "--batch")) { NEEDV; if (cli_parse_int(a, v, 1, 4096, &n)) return 1; cfg.data.batch = (int)n; }
         else if (!strcmp(a, "--crops")) { NEEDV; if (parse_list(a, v, cfg.data.crop_sizes, &cfg.data.n_crop_sizes, FSD_TD_MAX_SIZES, 8, 4096)) return 1; }
         else if (!strcmp(a, "--scales")) { NEEDV; if (parse_list(a, v, cfg.data.scales, &cfg.data.n_scales, FSD_TD_MAX_SCALES, 1, 16)) return 1; }
@@ -427,7 +432,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.resume && !data_seed_set) cfg.data.seed = cfg.seed;
     if (fsd_fuse_method_parse(o.teacher_method, &cfg.diff.residual_method)) return cli_lib_error();
     if (o.resume && o.init) return cli_error("train: --init starts a new run; it cannot be used with --resume");
-    if (o.init && !(target_set && pred_set) && inherit_target(o.init, target_set, pred_set, &cfg.diff))
+    if (o.init && !(target_set && pred_set) && inherit_target(o.init, target_set, pred_set, method_set, &cfg.diff))
         return cli_lib_error();
     if (o.resume) read_run_json(o.out, o.data, sizeof o.data, o.teacher, sizeof o.teacher);
     if (!*o.data) return cli_error("train: --data DIR is required (a data root with <set>/train folders)");

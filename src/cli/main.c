@@ -26,7 +26,7 @@ static const fsd_command k_commands[] = {
     {"info", "describe a .safetensors model file (tensors, dtypes, shapes, parameter count)", cmd_info},
     {"degrade", "make a low-resolution input: blur, Pillow-exact bicubic downscale, noise", cmd_degrade},
     {"metrics", "fusion metrics (EN SD SF AG MI SCD VIF Qabf SSIM CC PSNR) and SR PSNR/SSIM", cmd_metrics},
-    {"classic", "fuse a pair with a classical method (average, laplacian, gff, gradient)", cmd_classic},
+    {"classic", "fuse a pair with a classical method (average, laplacian, gff, gradient, auto)", cmd_classic},
     {"teacher", "fused HR targets for every pair of a data directory (cached)", cmd_teacher},
     {"fuse", "fuse + super-resolve a pair (or folders of pairs) with a trained FS-Diff model", cmd_fuse},
     {"train", "train the FS-Diff network and clarity encoder (resumable checkpoints, EMA, validation)", cmd_train},

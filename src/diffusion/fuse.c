@@ -326,7 +326,7 @@ fsd_status fsd_fuse_run_size(const fsd_model *m, const fsd_image *a_lr, const fs
         base = fsd_alloc(3 * HW * sizeof(float));
         ftmp = opts.frames ? fsd_alloc(3 * HW * sizeof(float)) : NULL;
         if (!base || (opts.frames && !ftmp)) s = fsd_fail(FSD_ERR_NOMEM, "fuse: out of memory for the %dx%d base", W, H);
-        if (!s) s = fsd_residual_base(&m->diff, cond, a_lr->c, b_lr->c, W, H, base);
+        if (!s) s = fsd_residual_base(m->diff.residual_method, cond, a_lr->c, b_lr->c, W, H, base);
     }
     if (!s && opts.context_ext) {
         memcpy(ctx, opts.context_ext, nctx * sizeof(float));

@@ -148,7 +148,7 @@ fsd_status fsd_diffusion_config_from_json(fsd_diffusion_config *c, const char *t
 }
 
 /* ---------------------------------------------------------------- residual target */
-fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, int ca, int cb, int w, int h, float *base) {
+fsd_status fsd_residual_base(fsd_fuse_method m, const float *cond, int ca, int cb, int w, int h, float *base) {
     const size_t hw = (size_t)w * h;
     fsd_image ia = {0}, ib = {0}, f = {0};
     fsd_status s = fsd_image_alloc(&ia, w, h, ca);
@@ -157,7 +157,7 @@ fsd_status fsd_residual_base(const fsd_diffusion_config *d, const float *cond, i
     for (size_t q = 0; !s && q < (size_t)cb * hw; q++) ib.data[q] = (cond[3 * hw + q] + 1.0f) * 127.5f;
     fsd_fuse_params prm;
     fsd_fuse_params_default(&prm);
-    if (!s) s = fsd_fuse_images(d->residual_method, &prm, &ia, &ib, &f);
+    if (!s) s = fsd_fuse_images(m, &prm, &ia, &ib, &f);
     for (int c = 0; !s && c < 3; c++) {
         const float *src = f.data + (f.c == 3 ? (size_t)c * hw : 0);
         float *dst = base + (size_t)c * hw;

@@ -4,6 +4,7 @@
  * names what is drawn (an epoch's permutation, a batch's crop size, a sample's parameters), so a
  * sample is a pure function of its global index i = k*B + b. */
 #include "fsdiff/traindata.h"
+#include "fsdiff/fusion.h"
 #include "fsdiff/image.h"
 #include "fsdiff/pairs.h"
 
@@ -305,6 +306,22 @@ void fsd_traindata_pair_info(const fsd_traindata *td, int pair, int *w, int *h, 
     if (ca) *ca = p->c[0];
     if (cb) *cb = p->c[1];
     if (ct) *ct = p->c[2];
+}
+
+/* luma of pixel q of an 8-bit planar source with c = 1 or 3 channels (BT.601, as the fusion wrappers) */
+static double luma8(const uint8_t *px, int c, size_t hw, size_t q) {
+    return c == 3 ? 0.299 * px[q] + 0.587 * px[hw + q] + 0.114 * px[2 * hw + q] : (double)px[q];
+}
+
+double fsd_traindata_pair_dark_share(const fsd_traindata *td, int pair) {
+    const td_pair *p = &td->pairs[pair];
+    const size_t hw = (size_t)p->w * p->h;
+    size_t dark = 0;
+    for (size_t q = 0; q < hw; q++) {
+        double ya = luma8(p->px[0], p->c[0], hw, q), yb = luma8(p->px[1], p->c[1], hw, q);
+        dark += (ya > yb ? ya : yb) < FSD_FUSE_DARK_LEVEL;
+    }
+    return hw ? (double)dark / (double)hw : 0.0;
 }
 
 /* ---------------------------------------------------------------- plans */

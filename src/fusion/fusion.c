@@ -4,13 +4,13 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const k_names[FSD_FUSE_COUNT] = {"average", "laplacian", "gff", "gradient"};
+static const char *const k_names[FSD_FUSE_COUNT] = {"average", "laplacian", "gff", "gradient", "auto"};
 
 const char *fsd_fuse_method_name(fsd_fuse_method m) {
     return (unsigned)m < FSD_FUSE_COUNT ? k_names[m] : "?";
 }
 
-const char *fsd_fuse_method_list(void) { return "average, laplacian, gff, gradient"; }
+const char *fsd_fuse_method_list(void) { return "average, laplacian, gff, gradient, auto"; }
 
 fsd_status fsd_fuse_method_parse(const char *name, fsd_fuse_method *m) {
     for (int i = 0; i < FSD_FUSE_COUNT; i++)
@@ -51,6 +51,16 @@ fsd_status fsd_fuse_average(const float *a, const float *b, int w, int h, float 
     return FSD_OK;
 }
 
+double fsd_fuse_dark_share(const float *a, const float *b, size_t n) {
+    size_t dark = 0;
+    for (size_t i = 0; i < n; i++) dark += (a[i] > b[i] ? a[i] : b[i]) < FSD_FUSE_DARK_LEVEL;
+    return n ? (double)dark / (double)n : 0.0;
+}
+
+fsd_fuse_method fsd_fuse_auto_pick(double dark_share) {
+    return dark_share >= FSD_FUSE_DARK_SHARE ? FSD_FUSE_GRADIENT : FSD_FUSE_LAPLACIAN;
+}
+
 fsd_status fsd_fuse_plane(fsd_fuse_method m, const fsd_fuse_params *p, const float *a, const float *b, int w,
                           int h, float *out) {
     fsd_fuse_params def;
@@ -63,6 +73,11 @@ fsd_status fsd_fuse_plane(fsd_fuse_method m, const fsd_fuse_params *p, const flo
     case FSD_FUSE_LAPLACIAN: return fsd_fuse_laplacian(a, b, w, h, p->lap_levels, out);
     case FSD_FUSE_GFF: return fsd_fuse_gff(a, b, w, h, p, out);
     case FSD_FUSE_GRADIENT: return fsd_fuse_gradient(a, b, w, h, p->grad_lambda, 1, out);
+    case FSD_FUSE_AUTO: {
+        fsd_status s = fsd_fusion_check("auto", a, b, w, h, out);
+        if (s) return s;
+        return fsd_fuse_plane(fsd_fuse_auto_pick(fsd_fuse_dark_share(a, b, (size_t)w * h)), p, a, b, w, h, out);
+    }
     default: return fsd_fail(FSD_ERR_INVALID, "unknown fusion method %d (valid: %s)", (int)m, fsd_fuse_method_list());
     }
 }
