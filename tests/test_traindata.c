@@ -5,7 +5,8 @@
  * (crop sizes, scales independent per modality, permutation per epoch, values in [-1, 1], exact
  * grey replication), geometry (scale 1 without augmentation = the HR crop; every sample equal,
  * bit for bit, to fsd_degrade + PIL bicubic of the transformed crop recomputed here with an
- * independent rot90/flip), validation samples, the pairs' dark share (fusion method auto), and one-line errors. Tolerance: exact (0). */
+ * independent rot90/flip), validation samples, the pairs' dark share (fusion method auto), and
+ * one-line errors. Tolerance: exact (0). */
 #define _GNU_SOURCE
 #include "fsdiff/fusion.h"
 #include "fsdiff/image.h"

@@ -79,6 +79,12 @@ check "--init from a trained model: runs" '[[ $rc -eq 0 && -s "$T/e/model.safete
 meta=$("$B" info "$T/r/model.safetensors" 2>&1)
 check "--target residual --prediction v: runs, validates, stores target/method/scale/prediction" \
       '[[ $rc -eq 0 && $(tail -n +2 "$T/r/val.csv" | wc -l) -eq 1 && "$meta" == *residual_scale*3* && "$meta" == *residual_method*gff* && "$meta" == *'"'"'"prediction":"v"'"'"'* ]]'
+# --teacher-method with --init from a residual model: the scale and prediction are inherited, the base method is the new one
+"$B" train "${A[@]}" --teacher "$T/teacher-auto" --out "$T/s" --init "$T/r/model.safetensors" --teacher-method auto \
+     --steps 2 --val-every 2 2>/dev/null; rc=$?
+meta=$("$B" info "$T/s/model.safetensors" 2>&1)
+check "--init residual + --teacher-method auto: auto teacher made, base auto, scale 3 and v kept" \
+      '[[ $rc -eq 0 && $(head -c 40 "$T/teacher-auto/.fsdiff-teacher") == method=auto* && "$meta" == *'"'"'"residual_method":"auto"'"'"'* && "$meta" == *'"'"'"residual_scale":3'"'"'* && "$meta" == *'"'"'"prediction":"v"'"'"'* ]]'
 # small inputs (32x32 -> 64x64): the tiny preset's attention is quadratic in the image size
 ir=$(ls "$T/data/med/val/mri" | head -1)
 "$B" degrade --scale 8 "$T/data/med/val/mri/$ir" -o "$T/r/a.png" --quiet && "$B" degrade --scale 8 "$T/data/med/val/other/$ir" -o "$T/r/b.png" --quiet
