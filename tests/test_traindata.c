@@ -97,7 +97,8 @@ static int batch_equal(const fsd_td_batch *x, const fsd_td_batch *y) {
     size_t px = (size_t)x->n * x->w * x->h;
     return !memcmp(x->cond, y->cond, px * 6 * sizeof(float)) && !memcmp(x->x0, y->x0, px * 3 * sizeof(float)) &&
            !memcmp(x->synth, y->synth, (size_t)x->n * 6 * sizeof(float)) &&
-           !memcmp(x->plan, y->plan, (size_t)x->n * sizeof *x->plan);
+           !memcmp(x->plan, y->plan, (size_t)x->n * sizeof *x->plan) && x->has_base == y->has_base &&
+           (!x->has_base || !memcmp(x->base, y->base, px * 3 * sizeof(float)));
 }
 
 /* ---------------------------------------------------------------- independent recomputation */
@@ -452,6 +453,94 @@ static void test_dark_share(void) {
     fsd_traindata_close(td);
 }
 
+/* whole_frame + residual_base: each sample's cond is the crop of the whole degraded and upsampled
+ * frame, its base the crop of the method's fusion of those two frames, recomputed here from the
+ * files (degrade the whole image, bicubic back up, fuse, then crop -> rot90/flip); bit-exact. */
+static void test_whole_frame(void) {
+    fsd_traindata_config c = cfg_aug();
+    c.whole_frame = 1, c.residual_base = 1, c.base_method = FSD_FUSE_AUTO;
+    fsd_traindata *td = NULL;
+    if (!tu_check(fsd_traindata_open(g_dirs, 2, g_teacher, &c, &td) == FSD_OK, "open (whole frame)")) return;
+    fsd_traindata_config c0 = cfg_aug(); /* the same draws, crops degraded on their own */
+    fsd_traindata *t0 = NULL;
+    tu_check(fsd_traindata_open(g_dirs, 2, g_teacher, &c0, &t0) == FSD_OK, "open (crop degrade)");
+    fsd_td_batch b = {0}, b0 = {0}, b1 = {0};
+    double worst = 0, differs = 0;
+    int n_ok = 0, n_tot = 0, picks[FSD_FUSE_AUTO + 1] = {0};
+    for (int k = 0; k < 6; k++) {
+        if (!tu_check(fsd_traindata_batch(td, k, &b) == FSD_OK && b.has_base, "whole-frame batch %d with base", k)) break;
+        fsd_traindata_batch(t0, k, &b0);
+        fsd_set_threads(1);
+        tu_check(fsd_traindata_batch(td, k, &b1) == FSD_OK && batch_equal(&b, &b1), "batch %d: 1 thread == 2 threads", k);
+        fsd_set_threads(2);
+        const int S = b.w;
+        const size_t hw = (size_t)S * S;
+        differs = fmax(differs, max_abs_diff(b.cond, b0.cond, 6 * hw * b.n));
+        for (int q = 0; q < b.n; q++) {
+            const fsd_td_plan *pl = &b.plan[q];
+            n_tot++;
+            const char *name = fsd_traindata_pair_name(td, pl->pair);
+            int i = 0;
+            while (i < NP && strcmp(PAIRS[i].name, name)) i++;
+            if (i == NP) continue;
+            fsd_image up[2] = {{0}}, f = {0};
+            int ok = 1;
+            for (int m = 0; m < 2; m++) {
+                char path[1024];
+                snprintf(path, sizeof path, "%s/%s/train/%s/%s.png", g_data, PAIRS[i].set, m ? PAIRS[i].b : PAIRS[i].a,
+                         name);
+                fsd_image full = {0}, lr = {0};
+                fsd_degrade_params dp = {pl->scale[m], pl->blur[m], pl->noise[m], pl->noise_seed[m]};
+                ok &= fsd_image_load(path, &full) == FSD_OK && fsd_degrade(&full, &dp, &lr) == FSD_OK &&
+                      fsd_image_resize_bicubic(&lr, full.w, full.h, 1, &up[m]) == FSD_OK;
+                fsd_image_free(&full), fsd_image_free(&lr);
+            }
+            fsd_fuse_method m = fsd_fuse_auto_pick(fsd_traindata_pair_dark_share(td, pl->pair));
+            fsd_fuse_params prm;
+            fsd_fuse_params_default(&prm);
+            ok = ok && fsd_fuse_images(m, &prm, &up[0], &up[1], &f) == FSD_OK;
+            if (ok) {
+                picks[m]++;
+                for (size_t e = 0; e < (size_t)f.w * f.h * f.c; e++) f.data[e] = fminf(fmaxf(f.data[e], 0.0f), 255.0f);
+                fsd_image *src[3] = {&up[0], &up[1], &f};
+                float got[3 * 128 * 128];
+                for (int r = 0; r < 3; r++) {
+                    fsd_image cr;
+                    crop(src[r], pl->x, pl->y, S, S, &cr);
+                    for (int t = 0; t < (pl->transform & 3); t++) rot90(&cr);
+                    if (pl->transform >> 2) fliplr(&cr);
+                    unit3(&cr, got);
+                    const float *have = r < 2 ? b.cond + (q * 6 + 3 * r) * hw : b.base + q * 3 * hw;
+                    worst = fmax(worst, max_abs_diff(got, have, 3 * hw));
+                    fsd_image_free(&cr);
+                }
+                n_ok++;
+            }
+            fsd_image_free(&up[0]), fsd_image_free(&up[1]), fsd_image_free(&f);
+        }
+    }
+    tu_check(n_ok == n_tot && n_tot > 0 && worst == 0.0,
+             "%d/%d whole-frame samples: cond and base == degrade+bicubic+fuse of the whole frame, cropped (max diff %g)",
+             n_ok, n_tot, worst);
+    tu_check(picks[FSD_FUSE_LAPLACIAN] > 0 && picks[FSD_FUSE_GRADIENT] > 0, "auto base: laplacian %d, gradient %d samples",
+             picks[FSD_FUSE_LAPLACIAN], picks[FSD_FUSE_GRADIENT]);
+    tu_check(differs > 0.05, "whole-frame cond differs from the crop-degraded one (max %.3f): the test can fail", differs);
+    /* validation sample: the same, centre crop */
+    fsd_td_batch v = {0};
+    tu_check(fsd_traindata_val(td, 0, 4, 4, 128, &v) == FSD_OK && v.has_base, "val sample with a whole-frame base");
+    c.residual_base = 0;
+    fsd_traindata *t2 = NULL;
+    if (fsd_traindata_open(g_dirs, 2, g_teacher, &c, &t2) == FSD_OK) {
+        tu_check(fsd_traindata_batch(t2, 0, &b1) == FSD_OK && !b1.has_base && fsd_traindata_batch(td, 0, &b) == FSD_OK &&
+                     !memcmp(b1.cond, b.cond, (size_t)b.n * 6 * b.w * b.h * sizeof(float)),
+                 "residual_base 0: no base, the same cond");
+        fsd_traindata_close(t2);
+    }
+    fsd_td_batch_free(&b), fsd_td_batch_free(&b0), fsd_td_batch_free(&b1), fsd_td_batch_free(&v);
+    fsd_traindata_close(td);
+    fsd_traindata_close(t0);
+}
+
 static int one_line_with(fsd_status s, const char *needle, const char *needle2) {
     const char *m = fsd_error_message();
     printf("   message: %s\n", m);
@@ -530,6 +619,7 @@ int main(void) {
     test_identity_geometry();
     test_val();
     test_dark_share();
+    test_whole_frame();
     test_errors();
     test_timing();
     printf("total %.1f s\n", fsd_time_seconds() - t0);

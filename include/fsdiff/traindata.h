@@ -10,6 +10,7 @@
 #define FSDIFF_TRAINDATA_H
 
 #include "fsdiff/core.h"
+#include "fsdiff/fusion.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,9 +31,19 @@ typedef struct fsd_traindata_config {
     /* Optional extra degradation, per sample and modality: with probability p, sigma ~ U(0, max). */
     double blur_p, blur_max;            /* Gaussian blur on the HR crop (px) */
     double noise_p, noise_max;          /* Gaussian noise on the LR image (0..255 scale) */
+    /* whole_frame 1: degrade and upsample the whole HR frame, then cut the crop from it -- what
+     * `fsdiff fuse` conditions on, borders and all; 0: degrade the crop itself. */
+    int whole_frame;
+    /* residual_base 1 (with whole_frame): also make each sample's residual base, the crop of the
+     * base_method fusion of the whole upsampled frame (auto: decided on the whole HR pair), as
+     * fsdiff fuse makes it. A fusion of the crop alone differs: laplacian's pyramid depth follows
+     * the image size, gradient's solve is global (docs/training.md "Whole-frame samples"). */
+    int residual_base;
+    fsd_fuse_method base_method;
 } fsd_traindata_config;
 
-/* Defaults: seed 0, B 4, S in {64, 96, 128}, align 16, scales {2, 4, 8}, augment on, no blur/noise. */
+/* Defaults: seed 0, B 4, S in {64, 96, 128}, align 16, scales {2, 4, 8}, augment on, no blur/noise,
+ * crops degraded on their own (whole_frame 0), no residual base. */
 void fsd_traindata_config_default(fsd_traindata_config *c);
 
 /* The checks fsd_traindata_open makes on a config (crop sizes vs align and scales, ranges). */
@@ -56,6 +67,8 @@ typedef struct fsd_td_batch {
     int n, w, h;            /* samples, width, height (w == h for training crops) */
     float *cond;            /* (n, 6, h, w): [A_up x3 | B_up x3] in [-1, 1]; grey replicated */
     float *x0;              /* (n, 3, h, w): teacher fusion in [-1, 1]; grey replicated */
+    float *base;            /* (n, 3, h, w): the residual base in [-1, 1]; valid when has_base */
+    int has_base;
     float *synth;           /* (n, 2, 3): per modality (A, B): log2 scale, blur sigma, noise sigma */
     fsd_td_plan *plan;      /* (n) */
     const char **names;     /* (n) pair names, owned by the loader */

@@ -49,6 +49,8 @@ static void usage(FILE *fp) {
             "  --batch B            global batch (default 4)\n"
             "  --crops LIST         HR crop sides, one drawn per batch (default 64,96,128)\n"
             "  --scales LIST        SR factors, drawn per sample and modality (default 2,4,8)\n"
+            "  --crop-degrade       degrade each crop on its own (the first stages' way); default: degrade the\n"
+            "                       whole frame and cut the crop, residual base of the whole frame (as fuse does)\n"
             "  --blur P,MAX         extra Gaussian blur with probability P, sigma ~ U(0, MAX) (default off)\n"
             "  --noise P,MAX        extra noise on the LR image, sigma ~ U(0, MAX) on 0..255 (default off)\n"
             "  --no-augment         no flips / rot90\n"
@@ -384,6 +386,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) { NEEDV; if (cli_parse_int(a, v, 1, 4096, &n)) return 1; cfg.data.batch = (int)n; }
         else if (!strcmp(a, "--crops")) { NEEDV; if (parse_list(a, v, cfg.data.crop_sizes, &cfg.data.n_crop_sizes, FSD_TD_MAX_SIZES, 8, 4096)) return 1; }
         else if (!strcmp(a, "--scales")) { NEEDV; if (parse_list(a, v, cfg.data.scales, &cfg.data.n_scales, FSD_TD_MAX_SCALES, 1, 16)) return 1; }
+        else if (!strcmp(a, "--crop-degrade")) cfg.data.whole_frame = 0;
         else if (!strcmp(a, "--blur")) { NEEDV; if (parse_pair_d(a, v, &cfg.data.blur_p, &cfg.data.blur_max)) return 1; }
         else if (!strcmp(a, "--noise")) { NEEDV; if (parse_pair_d(a, v, &cfg.data.noise_p, &cfg.data.noise_max)) return 1; }
         else if (!strcmp(a, "--no-augment")) cfg.data.augment = 0;
@@ -526,6 +529,9 @@ static int run_training(opts *o, fsd_train_config *cfg, const fsd_train_comm *co
     if (comm->size > 1) MPI_Barrier(MPI_COMM_WORLD);
 #endif
     rc = 1;
+    /* the residual base of each sample from the whole frame, as fsdiff fuse makes it */
+    cfg->data.residual_base = cfg->diff.residual && cfg->data.whole_frame;
+    cfg->data.base_method = cfg->diff.residual_method;
     if (fsd_traindata_open((const char *const *)tr, ntr, o->teacher, &cfg->data, &td)) { rc = cli_lib_error(); goto done; }
     if (cfg->val_every > 0 && nva > 0 && root) {
         fsd_traindata_config vc = cfg->data;

@@ -60,6 +60,7 @@ void fsd_traindata_config_default(fsd_traindata_config *c) {
 void fsd_td_batch_free(fsd_td_batch *b) {
     fsd_free(b->cond);
     fsd_free(b->x0);
+    fsd_free(b->base);
     fsd_free(b->synth);
     fsd_free(b->plan);
     fsd_free((void *)b->names);
@@ -426,23 +427,53 @@ static void to_unit3(const float *src, int c, size_t hw, float *dst) {
     }
 }
 
+/* The w x h region at (x, y) of a float image (0..255; grey or RGB), transformed, into 3 planes in
+ * [-1, 1] (grey replicated); clamp: clip to 0..255 first (a fusion's output). */
+static void cut_unit3(const fsd_image *im, int x, int y, int w, int h, int t, int clamp, float *dst) {
+    for (int ch = 0; ch < 3; ch++) {
+        const float *plane = im->data + (size_t)(im->c == 3 ? ch : 0) * im->h * im->w;
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) {
+                int si, sj;
+                src_of(t, h, w, i, j, &si, &sj);
+                float v = plane[(size_t)(y + si) * im->w + (x + sj)];
+                if (clamp) v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                dst[((size_t)ch * h + i) * w + j] = v / 127.5f - 1.0f;
+            }
+    }
+}
+
 /* Sample: cond (6, h, w), x0 (3, h, w) from pair p at (x, y, w, h, transform t) with the
- * degradation of each modality given by the plan fields. */
-static fsd_status make_sample(const td_pair *p, int x, int y, int w, int h, const fsd_td_plan *pl, float *cond,
-                              float *x0) {
+ * degradation of each modality given by the plan fields. whole: degrade and upsample the whole HR
+ * frame and cut the crop from it (what `fsdiff fuse` conditions a tile of its input on); else the
+ * crop itself is degraded. base (whole only; NULL: none): the crop of the "upsample then fuse"
+ * fusion of the whole upsampled frame with method m, as fsdiff fuse's residual base is made. */
+static fsd_status make_sample(const td_pair *p, int x, int y, int w, int h, const fsd_td_plan *pl, int whole,
+                              fsd_fuse_method m_base, float *cond, float *x0, float *base) {
     fsd_status s = FSD_OK;
-    fsd_image hr = {0}, lr = {0}, up = {0};
+    fsd_image hr = {0}, lr = {0}, up[2] = {{0}}, f = {0};
     const size_t hw = (size_t)w * h;
+    const int fw = whole ? p->w : w, fh = whole ? p->h : h;
     for (int m = 0; m < 2 && !s; m++) {
-        if ((s = fsd_image_alloc(&hr, w, h, p->c[m]))) break;
-        extract(p->px[m], p->c[m], p->w, p->h, x, y, w, h, pl->transform, hr.data);
+        if ((s = fsd_image_alloc(&hr, fw, fh, p->c[m]))) break;
+        if (whole) extract(p->px[m], p->c[m], p->w, p->h, 0, 0, fw, fh, 0, hr.data);
+        else extract(p->px[m], p->c[m], p->w, p->h, x, y, w, h, pl->transform, hr.data);
         fsd_degrade_params dp = {(double)pl->scale[m], pl->blur[m], pl->noise[m], pl->noise_seed[m]};
-        if (!(s = fsd_degrade(&hr, &dp, &lr)) && !(s = fsd_image_resize_bicubic(&lr, w, h, 1, &up)))
-            to_unit3(up.data, up.c, hw, cond + (size_t)m * 3 * hw);
+        if (!(s = fsd_degrade(&hr, &dp, &lr)) && !(s = fsd_image_resize_bicubic(&lr, fw, fh, 1, &up[m]))) {
+            if (whole) cut_unit3(&up[m], x, y, w, h, pl->transform, 0, cond + (size_t)m * 3 * hw);
+            else to_unit3(up[m].data, up[m].c, hw, cond + (size_t)m * 3 * hw);
+        }
         fsd_image_free(&hr);
         fsd_image_free(&lr);
-        fsd_image_free(&up);
     }
+    if (!s && whole && base) {
+        fsd_fuse_params prm;
+        fsd_fuse_params_default(&prm);
+        if (!(s = fsd_fuse_images(m_base, &prm, &up[0], &up[1], &f))) cut_unit3(&f, x, y, w, h, pl->transform, 1, base);
+        fsd_image_free(&f);
+    }
+    fsd_image_free(&up[0]);
+    fsd_image_free(&up[1]);
     if (!s && !(s = fsd_image_alloc(&hr, w, h, p->c[2]))) {
         extract(p->px[2], p->c[2], p->w, p->h, x, y, w, h, pl->transform, hr.data);
         to_unit3(hr.data, hr.c, hw, x0);
@@ -451,14 +482,22 @@ static fsd_status make_sample(const td_pair *p, int x, int y, int w, int h, cons
     return s;
 }
 
+/* The residual base method of a pair: "auto" decided on the whole HR pair, as its teacher was. */
+static fsd_fuse_method base_method_of(const fsd_traindata *td, int pair) {
+    if (td->cfg.base_method != FSD_FUSE_AUTO) return td->cfg.base_method;
+    return fsd_fuse_auto_pick(fsd_traindata_pair_dark_share(td, pair));
+}
+
 static fsd_status batch_reserve(fsd_td_batch *b, int n, int w, int h) {
     size_t px = (size_t)n * w * h;
     if (px > b->cap_px) {
         fsd_free(b->cond);
         fsd_free(b->x0);
+        fsd_free(b->base);
         b->cond = fsd_alloc(px * 6 * sizeof(float));
         b->x0 = fsd_alloc(px * 3 * sizeof(float));
-        b->cap_px = b->cond && b->x0 ? px : 0;
+        b->base = fsd_alloc(px * 3 * sizeof(float));
+        b->cap_px = b->cond && b->x0 && b->base ? px : 0;
         if (!b->cap_px) return fsd_fail(FSD_ERR_NOMEM, "traindata: out of memory for a %dx%dx%d batch", n, w, h);
     }
     if ((size_t)n > b->cap_n) {
@@ -472,6 +511,7 @@ static fsd_status batch_reserve(fsd_td_batch *b, int n, int w, int h) {
         if (!b->cap_n) return fsd_fail(FSD_ERR_NOMEM, "traindata: out of memory");
     }
     b->n = n, b->w = w, b->h = h;
+    b->has_base = 0;
     return FSD_OK;
 }
 
@@ -511,14 +551,16 @@ fsd_status fsd_traindata_batch_range(fsd_traindata *td, int64_t k, int first, in
         fill_synth(out, j);
     }
     const size_t hw = (size_t)S * S;
+    const int with_base = td->cfg.whole_frame && td->cfg.residual_base;
     int bad = INT_MAX;
     fsd_status bad_s = FSD_OK;
     char bad_msg[1024] = "";
 #pragma omp parallel for schedule(dynamic, 1)
     for (int b = 0; b < count; b++) {
         const fsd_td_plan *pl = &out->plan[b];
-        fsd_status ls = make_sample(&td->pairs[pl->pair], pl->x, pl->y, S, S, pl, out->cond + (size_t)b * 6 * hw,
-                                    out->x0 + (size_t)b * 3 * hw);
+        fsd_status ls = make_sample(&td->pairs[pl->pair], pl->x, pl->y, S, S, pl, td->cfg.whole_frame,
+                                    base_method_of(td, pl->pair), out->cond + (size_t)b * 6 * hw,
+                                    out->x0 + (size_t)b * 3 * hw, with_base ? out->base + (size_t)b * 3 * hw : NULL);
         if (ls) {
 #pragma omp critical(traindata_batch)
             if (b < bad) {
@@ -529,6 +571,7 @@ fsd_status fsd_traindata_batch_range(fsd_traindata *td, int64_t k, int first, in
         }
     }
     if (bad != INT_MAX) return fsd_fail(bad_s, "traindata: batch %lld: %s", (long long)k, bad_msg);
+    out->has_base = with_base;
     (void)B;
     return FSD_OK;
 }
@@ -574,5 +617,9 @@ fsd_status fsd_traindata_val(fsd_traindata *td, int pair, int scale_a, int scale
     pl->scale[0] = scale_a, pl->scale[1] = scale_b;
     out->names[0] = p->name;
     fill_synth(out, 0);
-    return make_sample(p, pl->x, pl->y, w, h, pl, out->cond, out->x0);
+    const int with_base = td->cfg.whole_frame && td->cfg.residual_base;
+    s = make_sample(p, pl->x, pl->y, w, h, pl, td->cfg.whole_frame, base_method_of(td, pair), out->cond, out->x0,
+                    with_base ? out->base : NULL);
+    if (!s) out->has_base = with_base;
+    return s;
 }

@@ -28,6 +28,7 @@ fsd_status fsd_train_config_default(fsd_train_config *c, const char *preset) {
     c->net.context_tokens = fsd_clarity_tokens(c->clarity.pool * c->clarity.pool);
     fsd_diffusion_config_default(&c->diff);
     fsd_traindata_config_default(&c->data);
+    c->data.whole_frame = 1; /* samples as fsdiff fuse sees its input (traindata.h) */
     c->data.align = 1 << (c->net.n_mults - 1);
     if (c->data.align < 8) c->data.align = 8;
     c->seed = 0;
@@ -100,6 +101,7 @@ static char *train_json(const fsd_train_config *c, int identity_only) {
     for (int i = 0; i < d->n_scales; i++) PUT("%s%d", i ? "," : "", d->scales[i]);
     PUT("],\"augment\":%d,\"blur_p\":%.17g,\"blur_max\":%.17g,\"noise_p\":%.17g,\"noise_max\":%.17g", d->augment,
         d->blur_p, d->blur_max, d->noise_p, d->noise_max);
+    PUT(",\"whole_frame\":%d", d->whole_frame);
     PUT(",\"lr\":%.17g,\"lr_min\":%.17g,\"warmup\":%lld,\"beta1\":%.17g,\"beta2\":%.17g,\"adam_eps\":%.17g", c->lr,
         c->lr_min, (long long)c->warmup, c->beta1, c->beta2, c->adam_eps);
     PUT(",\"weight_decay\":%.17g,\"clip\":%.17g,\"ema\":%.17g,\"loss\":\"%s\",\"per_sample_t\":%d,\"context\":\"%s\"",
@@ -147,6 +149,7 @@ static fsd_status train_from_json(fsd_train_config *c, const char *text, const c
     CK(fsd_json_parse(text, strlen(text), label, &j));
     fsd_status s = j.type == FSD_JSON_OBJECT ? FSD_OK : fsd_fail(FSD_ERR_FORMAT, "%s: train config must be an object", label);
     fsd_traindata_config *d = &c->data;
+    int seen_whole_frame = 0;
     for (int i = 0; i < j.n && !s; i++) {
         const char *k = j.keys[i];
         const fsd_json *v = &j.items[i];
@@ -188,6 +191,7 @@ static fsd_status train_from_json(fsd_train_config *c, const char *text, const c
         else if (!strcmp(k, "batch")) ip32 = &d->batch;
         else if (!strcmp(k, "align")) ip32 = &d->align;
         else if (!strcmp(k, "augment")) ip32 = &d->augment;
+        else if (!strcmp(k, "whole_frame")) ip32 = &d->whole_frame, seen_whole_frame = 1;
         else if (!strcmp(k, "per_sample_t")) ip32 = &c->per_sample_t;
         else if (!strcmp(k, "val_pairs")) ip32 = &c->val_pairs;
         else if (!strcmp(k, "val_steps")) ip32 = &c->val_steps;
@@ -206,6 +210,7 @@ static fsd_status train_from_json(fsd_train_config *c, const char *text, const c
         } else if (!(s = json_i64(v, k, 0, 1 << 30, &x))) *ip32 = (int)x;
     }
     fsd_json_free(&j);
+    if (!seen_whole_frame) d->whole_frame = 0; /* runs from before the key degraded their crops */
     return s;
 }
 
@@ -398,8 +403,11 @@ fsd_status fsd_trainer_train_step(fsd_trainer *t, fsd_traindata *td, fsd_train_s
             fsd_traindata_pair_info(td, t->batch.plan[i].pair, &pw, &ph, &ca, &cb, &ct);
             float *r = t->x0r + (size_t)i * n3;
             const float *xi = t->batch.x0 + (size_t)i * n3;
-            CK(fsd_residual_base(pair_base_method(&c->diff, td, t->batch.plan[i].pair),
-                                 t->batch.cond + (size_t)i * 6 * hw, ca, cb, S, S, r));
+            if (t->batch.has_base) /* of the whole frame, as at inference */
+                memcpy(r, t->batch.base + (size_t)i * n3, n3 * sizeof(float));
+            else
+                CK(fsd_residual_base(pair_base_method(&c->diff, td, t->batch.plan[i].pair),
+                                     t->batch.cond + (size_t)i * 6 * hw, ca, cb, S, S, r));
             const float sc = (float)c->diff.residual_scale;
             for (size_t q = 0; q < n3; q++) r[q] = sc * (xi[q] - r[q]);
         }
@@ -659,7 +667,8 @@ fsd_status fsd_trainer_validate(fsd_trainer *t, fsd_traindata *val, fsd_train_ba
         int ca, cb, ct, pw, ph;
         fsd_traindata_pair_info(val, pair, &pw, &ph, &ca, &cb, &ct);
         if (c->diff.residual) { /* pa is free until the baseline below */
-            s = fsd_residual_base(pair_base_method(&c->diff, val, pair), vb.cond, ca, cb, w, h, pa);
+            if (vb.has_base) memcpy(pa, vb.base, 3 * hw * sizeof(float));
+            else s = fsd_residual_base(pair_base_method(&c->diff, val, pair), vb.cond, ca, cb, w, h, pa);
             if (s) break;
             fsd_residual_apply(&c->diff, pa, x, 3 * hw);
         }
