@@ -53,6 +53,9 @@ typedef struct fsd_train_config {
  * checkpoints every 500, log every 10, validation every 1000 on 6 pairs, ddim 20 steps, crop 128, x4/x4. */
 fsd_status fsd_train_config_default(fsd_train_config *c, const char *preset);
 fsd_status fsd_train_config_validate(const fsd_train_config *c);
+/* The data-pipeline config a run opens its loaders with: c->data plus, for a residual target with
+ * whole-frame samples, the per-sample residual base of the whole frame (traindata.h). */
+fsd_traindata_config fsd_train_config_data(const fsd_train_config *c);
 /* Everything that must match for a resume to continue the same run, as one JSON line (fsd_free);
  * steps, ckpt_every, log_every and the val_* fields are excluded (they may change on resume). */
 char *fsd_train_config_identity_json(const fsd_train_config *c);

@@ -529,12 +529,10 @@ static int run_training(opts *o, fsd_train_config *cfg, const fsd_train_comm *co
     if (comm->size > 1) MPI_Barrier(MPI_COMM_WORLD);
 #endif
     rc = 1;
-    /* the residual base of each sample from the whole frame, as fsdiff fuse makes it */
-    cfg->data.residual_base = cfg->diff.residual && cfg->data.whole_frame;
-    cfg->data.base_method = cfg->diff.residual_method;
-    if (fsd_traindata_open((const char *const *)tr, ntr, o->teacher, &cfg->data, &td)) { rc = cli_lib_error(); goto done; }
+    const fsd_traindata_config dc = fsd_train_config_data(cfg);
+    if (fsd_traindata_open((const char *const *)tr, ntr, o->teacher, &dc, &td)) { rc = cli_lib_error(); goto done; }
     if (cfg->val_every > 0 && nva > 0 && root) {
-        fsd_traindata_config vc = cfg->data;
+        fsd_traindata_config vc = dc;
         vc.crop_sizes[0] = cfg->val_crop > 0 ? cfg->val_crop : cfg->data.crop_sizes[0];
         vc.n_crop_sizes = 1;
         if (fsd_traindata_open((const char *const *)va, nva, o->teacher, &vc, &vd)) { rc = cli_lib_error(); goto done; }

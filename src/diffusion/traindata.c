@@ -34,6 +34,7 @@ typedef struct td_pair {
     char *path[3]; /* A, B, teacher */
     int w, h, c[3];
     uint8_t *px[3]; /* planar c*h*w */
+    double dark_share; /* of the HR pair, for "auto" (fsd_traindata_pair_dark_share) */
 } td_pair;
 
 struct fsd_traindata {
@@ -80,6 +81,11 @@ static int lcm(int a, int b) { return a / gcd(a, b) * b; }
 fsd_status fsd_traindata_config_validate(const fsd_traindata_config *c) {
     if (c->batch < 1) return fsd_fail(FSD_ERR_INVALID, "traindata: batch size %d must be >= 1", c->batch);
     if (c->align < 1) return fsd_fail(FSD_ERR_INVALID, "traindata: align %d must be >= 1", c->align);
+    if ((c->whole_frame != 0 && c->whole_frame != 1) || (c->residual_base != 0 && c->residual_base != 1))
+        return fsd_fail(FSD_ERR_INVALID, "traindata: whole_frame %d and residual_base %d must be 0 or 1", c->whole_frame,
+                        c->residual_base);
+    if ((int)c->base_method < 0 || c->base_method > FSD_FUSE_AUTO)
+        return fsd_fail(FSD_ERR_INVALID, "traindata: unknown residual base method %d", (int)c->base_method);
     if (c->n_crop_sizes < 1 || c->n_crop_sizes > FSD_TD_MAX_SIZES)
         return fsd_fail(FSD_ERR_INVALID, "traindata: %d crop sizes (1..%d)", c->n_crop_sizes, FSD_TD_MAX_SIZES);
     if (c->n_scales < 1 || c->n_scales > FSD_TD_MAX_SCALES)
@@ -149,6 +155,21 @@ static uint8_t *to_u8(const fsd_image *im) {
     return p;
 }
 
+/* luma of pixel q of an 8-bit planar source with c = 1 or 3 channels (BT.601, as the fusion wrappers) */
+static double luma8(const uint8_t *px, int c, size_t hw, size_t q) {
+    return c == 3 ? 0.299 * px[q] + 0.587 * px[hw + q] + 0.114 * px[2 * hw + q] : (double)px[q];
+}
+
+static double pair_dark_share(const td_pair *p) {
+    const size_t hw = (size_t)p->w * p->h;
+    size_t dark = 0;
+    for (size_t q = 0; q < hw; q++) {
+        double ya = luma8(p->px[0], p->c[0], hw, q), yb = luma8(p->px[1], p->c[1], hw, q);
+        dark += (ya > yb ? ya : yb) < FSD_FUSE_DARK_LEVEL;
+    }
+    return hw ? (double)dark / (double)hw : 0.0;
+}
+
 /* Decodes one triple; message set on failure. */
 static fsd_status load_pair(td_pair *p, int min_side) {
     static const char *what[3] = {"source A", "source B", "teacher target"};
@@ -173,6 +194,7 @@ static fsd_status load_pair(td_pair *p, int min_side) {
     if (p->w < min_side || p->h < min_side)
         return fsd_fail(FSD_ERR_INVALID, "%s: %dx%d is smaller than the largest crop size %d", p->path[0], p->w,
                         p->h, min_side);
+    p->dark_share = pair_dark_share(p); /* once: every sample's residual base may ask */
     return FSD_OK;
 }
 
@@ -309,21 +331,7 @@ void fsd_traindata_pair_info(const fsd_traindata *td, int pair, int *w, int *h, 
     if (ct) *ct = p->c[2];
 }
 
-/* luma of pixel q of an 8-bit planar source with c = 1 or 3 channels (BT.601, as the fusion wrappers) */
-static double luma8(const uint8_t *px, int c, size_t hw, size_t q) {
-    return c == 3 ? 0.299 * px[q] + 0.587 * px[hw + q] + 0.114 * px[2 * hw + q] : (double)px[q];
-}
-
-double fsd_traindata_pair_dark_share(const fsd_traindata *td, int pair) {
-    const td_pair *p = &td->pairs[pair];
-    const size_t hw = (size_t)p->w * p->h;
-    size_t dark = 0;
-    for (size_t q = 0; q < hw; q++) {
-        double ya = luma8(p->px[0], p->c[0], hw, q), yb = luma8(p->px[1], p->c[1], hw, q);
-        dark += (ya > yb ? ya : yb) < FSD_FUSE_DARK_LEVEL;
-    }
-    return hw ? (double)dark / (double)hw : 0.0;
-}
+double fsd_traindata_pair_dark_share(const fsd_traindata *td, int pair) { return td->pairs[pair].dark_share; }
 
 /* ---------------------------------------------------------------- plans */
 

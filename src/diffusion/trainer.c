@@ -49,6 +49,13 @@ fsd_status fsd_train_config_default(fsd_train_config *c, const char *preset) {
     return FSD_OK;
 }
 
+fsd_traindata_config fsd_train_config_data(const fsd_train_config *c) {
+    fsd_traindata_config d = c->data;
+    d.residual_base = c->diff.residual && d.whole_frame; /* the base fsdiff fuse adds the residual to */
+    d.base_method = c->diff.residual_method;
+    return d;
+}
+
 fsd_status fsd_train_config_validate(const fsd_train_config *c) {
     CK(fsd_net_config_validate(&c->net));
     CK(fsd_clarity_config_validate(&c->clarity));
