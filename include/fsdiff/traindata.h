@@ -95,6 +95,9 @@ void fsd_traindata_pair_info(const fsd_traindata *td, int pair, int *w, int *h, 
 /* Share of the pair's HR pixels where max(Y_A, Y_B) < FSD_FUSE_DARK_LEVEL (Y: BT.601 luma of a colour
  * source): what the "auto" fusion method decides by, taken on the whole pair (fusion.h). */
 double fsd_traindata_pair_dark_share(const fsd_traindata *td, int pair);
+/* The fusion method m stands for on this pair: m itself, or for FSD_FUSE_AUTO what auto picks from
+ * the pair's HR dark share (teacher, residual base and validation baseline all decide this way). */
+fsd_fuse_method fsd_traindata_pair_method(const fsd_traindata *td, int pair, fsd_fuse_method m);
 size_t fsd_traindata_cache_bytes(const fsd_traindata *td);
 
 /* The drawn parameters of sample b of batch k (pure; no image work). */

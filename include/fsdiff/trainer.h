@@ -118,7 +118,10 @@ fsd_status fsd_trainer_save_model(const fsd_trainer *t, const char *path, fsd_dt
  * (a callback, as the caller knows the teacher's method and parameters): out (3, h, w) on 0..255
  * from a, b (3, h, w) on 0..255 with ca, cb real channels. auto_pick is what the "auto" method
  * resolves to for this pair, decided on the whole HR pair as the teacher target was (the crop alone
- * may have no dark background to decide by). */
+ * may have no dark background to decide by). With whole-frame residual samples (fsd_train_config_data)
+ * the baseline is the sample's residual base instead -- the residual method's fusion of the whole
+ * upsampled frame, the teacher's method in a run without the teacher/base warning -- and `baseline`
+ * is not called: fusing the crop would give another image (docs/training.md "Whole-frame samples"). */
 typedef fsd_status (*fsd_train_baseline_fn)(void *ctx, fsd_fuse_method auto_pick, const float *a, int ca,
                                             const float *b, int cb, int w, int h, float *out);
 typedef struct fsd_val_result {

@@ -333,6 +333,10 @@ void fsd_traindata_pair_info(const fsd_traindata *td, int pair, int *w, int *h, 
 
 double fsd_traindata_pair_dark_share(const fsd_traindata *td, int pair) { return td->pairs[pair].dark_share; }
 
+fsd_fuse_method fsd_traindata_pair_method(const fsd_traindata *td, int pair, fsd_fuse_method m) {
+    return m == FSD_FUSE_AUTO ? fsd_fuse_auto_pick(td->pairs[pair].dark_share) : m;
+}
+
 /* ---------------------------------------------------------------- plans */
 
 /* floor(u * n) for u in [0, 1): an index in 0..n-1 */
@@ -490,11 +494,6 @@ static fsd_status make_sample(const td_pair *p, int x, int y, int w, int h, cons
     return s;
 }
 
-/* The residual base method of a pair: "auto" decided on the whole HR pair, as its teacher was. */
-static fsd_fuse_method base_method_of(const fsd_traindata *td, int pair) {
-    if (td->cfg.base_method != FSD_FUSE_AUTO) return td->cfg.base_method;
-    return fsd_fuse_auto_pick(fsd_traindata_pair_dark_share(td, pair));
-}
 
 static fsd_status batch_reserve(fsd_td_batch *b, int n, int w, int h) {
     size_t px = (size_t)n * w * h;
@@ -567,7 +566,7 @@ fsd_status fsd_traindata_batch_range(fsd_traindata *td, int64_t k, int first, in
     for (int b = 0; b < count; b++) {
         const fsd_td_plan *pl = &out->plan[b];
         fsd_status ls = make_sample(&td->pairs[pl->pair], pl->x, pl->y, S, S, pl, td->cfg.whole_frame,
-                                    base_method_of(td, pl->pair), out->cond + (size_t)b * 6 * hw,
+                                    fsd_traindata_pair_method(td, pl->pair, td->cfg.base_method), out->cond + (size_t)b * 6 * hw,
                                     out->x0 + (size_t)b * 3 * hw, with_base ? out->base + (size_t)b * 3 * hw : NULL);
         if (ls) {
 #pragma omp critical(traindata_batch)
@@ -626,7 +625,7 @@ fsd_status fsd_traindata_val(fsd_traindata *td, int pair, int scale_a, int scale
     out->names[0] = p->name;
     fill_synth(out, 0);
     const int with_base = td->cfg.whole_frame && td->cfg.residual_base;
-    s = make_sample(p, pl->x, pl->y, w, h, pl, td->cfg.whole_frame, base_method_of(td, pair), out->cond, out->x0,
+    s = make_sample(p, pl->x, pl->y, w, h, pl, td->cfg.whole_frame, fsd_traindata_pair_method(td, pair, td->cfg.base_method), out->cond, out->x0,
                     with_base ? out->base : NULL);
     if (!s) out->has_base = with_base;
     return s;

@@ -387,11 +387,6 @@ static void ema_update(float *e, const float *p, size_t n, float d) {
 
 /* The residual base of a training / validation crop: with "auto", decided on the whole HR pair, as
  * the teacher target was (a crop of a scan's interior has no dark background to decide by). */
-static fsd_fuse_method pair_base_method(const fsd_diffusion_config *d, const fsd_traindata *td, int pair) {
-    if (d->residual_method != FSD_FUSE_AUTO) return d->residual_method;
-    return fsd_fuse_auto_pick(fsd_traindata_pair_dark_share(td, pair));
-}
-
 fsd_status fsd_trainer_train_step(fsd_trainer *t, fsd_traindata *td, fsd_train_stats *st) {
     const fsd_train_config *c = &t->cfg;
     const int64_t k = t->step;
@@ -413,7 +408,7 @@ fsd_status fsd_trainer_train_step(fsd_trainer *t, fsd_traindata *td, fsd_train_s
             if (t->batch.has_base) /* of the whole frame, as at inference */
                 memcpy(r, t->batch.base + (size_t)i * n3, n3 * sizeof(float));
             else
-                CK(fsd_residual_base(pair_base_method(&c->diff, td, t->batch.plan[i].pair),
+                CK(fsd_residual_base(fsd_traindata_pair_method(td, t->batch.plan[i].pair, c->diff.residual_method),
                                      t->batch.cond + (size_t)i * 6 * hw, ca, cb, S, S, r));
             const float sc = (float)c->diff.residual_scale;
             for (size_t q = 0; q < n3; q++) r[q] = sc * (xi[q] - r[q]);
@@ -675,13 +670,17 @@ fsd_status fsd_trainer_validate(fsd_trainer *t, fsd_traindata *val, fsd_train_ba
         fsd_traindata_pair_info(val, pair, &pw, &ph, &ca, &cb, &ct);
         if (c->diff.residual) { /* pa is free until the baseline below */
             if (vb.has_base) memcpy(pa, vb.base, 3 * hw * sizeof(float));
-            else s = fsd_residual_base(pair_base_method(&c->diff, val, pair), vb.cond, ca, cb, w, h, pa);
+            else s = fsd_residual_base(fsd_traindata_pair_method(val, pair, c->diff.residual_method), vb.cond, ca, cb, w, h, pa);
             if (s) break;
             fsd_residual_apply(&c->diff, pa, x, 3 * hw);
         }
-        for (size_t i = 0; i < 3 * hw; i++) pa[i] = (vb.cond[i] + 1) * 127.5f, pb[i] = (vb.cond[3 * hw + i] + 1) * 127.5f;
-        s = baseline(bctx, fsd_fuse_auto_pick(fsd_traindata_pair_dark_share(val, pair)), pa, ca, pb, cb, w, h, base);
-        if (s) break;
+        if (vb.has_base) { /* the whole frame's base, as fsdiff fuse and eval make it (a crop's fusion differs) */
+            for (size_t i = 0; i < 3 * hw; i++) base[i] = (vb.base[i] + 1) * 127.5f;
+        } else {
+            for (size_t i = 0; i < 3 * hw; i++) pa[i] = (vb.cond[i] + 1) * 127.5f, pb[i] = (vb.cond[3 * hw + i] + 1) * 127.5f;
+            s = baseline(bctx, fsd_traindata_pair_method(val, pair, FSD_FUSE_AUTO), pa, ca, pb, cb, w, h, base);
+            if (s) break;
+        }
         to_luma(x, ct == 3, hw, 1, lm);
         to_luma(vb.x0, ct == 3, hw, 1, lt);
         to_luma(base, ct == 3, hw, 0, lb);
