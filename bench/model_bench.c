@@ -79,6 +79,10 @@ int main(int argc, char **argv) {
     int B = 4, H = 128, W = 128, threads = 2, reps = 3, tsv = 0, best = 0;
     double min_time = 1.0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--blas-core")) { /* for bench/ops, bench/model: PyTorch gets the same kernels */
+            printf("%s\n", fsd_blas_core_name());
+            return 0;
+        }
         if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
         else if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);

@@ -734,6 +734,10 @@ int main(int argc, char **argv) {
     double min_time = 0.3;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--blas-core")) { /* for bench/ops, bench/model: PyTorch gets the same kernels */
+            printf("%s\n", fsd_blas_core_name());
+            return 0;
+        }
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = atof(argv[++i]);

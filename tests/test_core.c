@@ -11,6 +11,74 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Weak: present when the library was linked against a DYNAMIC_ARCH OpenBLAS (Debian's), else NULL. */
+extern char *openblas_get_corename(void) __attribute__((weak));
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc) __attribute__((weak));
+
+static int blas_core_bits(const char *name) {
+    const char *k512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"}, *k256[] = {"Haswell", "Zen", "Excavator"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, k512[i])) return 512;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, k256[i])) return 256;
+    return 128;
+}
+
+/* fsd_blas_init must lift OpenBLAS off its SSE3 fallback kernels when the CPU runs wider ones. Any machine
+ * can show it: force the fallback the way a CPU model unknown to OpenBLAS gets it (before the library's
+ * first fsd_blas_init, which runs once), then check the kernels it picked, and that products are right. */
+static void blas_kernel_repick(void) {
+    if (!openblas_get_corename || !gotoblas_dynamic_init || !gotoblas_dynamic_quit || !cblas_sgemm ||
+        getenv("OPENBLAS_CORETYPE")) {
+        printf("skip blas_kernel_repick: no DYNAMIC_ARCH OpenBLAS, or OPENBLAS_CORETYPE set\n");
+        return;
+    }
+    int want = 128;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        want = 512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        want = 256;
+#endif
+    char native[32];
+    snprintf(native, sizeof native, "%s", openblas_get_corename());
+    setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+    tu_check(!strcmp(openblas_get_corename(), "Prescott"), "forced fallback: core %s", openblas_get_corename());
+    fsd_blas_init();
+    const char *now = openblas_get_corename();
+    if (want > 128) {
+        tu_check(blas_core_bits(now) == want, "fsd_blas_init re-picked %s for a %d-bit CPU (OpenBLAS alone: %s)", now,
+                 want, native);
+        tu_check(strstr(fsd_blas_kernel_note(), "Prescott") && strstr(fsd_blas_kernel_note(), now),
+                 "note says what changed: '%s'", fsd_blas_kernel_note());
+    } else {
+        tu_check(!strcmp(now, "Prescott") && !fsd_blas_kernel_note()[0], "no wider kernels: left at %s", now);
+    }
+    tu_check(!getenv("OPENBLAS_CORETYPE"), "environment left as found");
+    /* 37 x 29 x 53 product (odd sizes reach the kernels' edge paths) against a double-precision loop */
+    enum { M = 37, K = 53, N = 29 };
+    static float a[M * K], b[K * N], c[M * N];
+    for (int i = 0; i < M * K; i++) a[i] = (float)((i * 7919) % 201 - 100) / 64.0f;
+    for (int i = 0; i < K * N; i++) b[i] = (float)((i * 104729) % 199 - 99) / 32.0f;
+    cblas_sgemm(101 /* row major */, 111, 111, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double r = 0;
+            for (int k = 0; k < K; k++) r += (double)a[i * K + k] * b[k * N + j];
+            worst = fmax(worst, fabs(r - c[i * N + j]) / (1.0 + fabs(r)));
+        }
+    tu_check(worst < 1e-5, "sgemm on the re-picked kernels: max rel. error %.2g (<= 1e-5)", worst);
+}
+
 static void philox_kat(void) {
     /* Known-answer vectors of Philox4x32-10 (Salmon et al. 2011, Random123 kat_vectors). */
     uint32_t o[4];
@@ -124,6 +192,7 @@ static void progress_and_errors(void) {
 }
 
 int main(void) {
+    blas_kernel_repick(); /* first: it needs the library's one-time BLAS set-up not to have run yet */
     philox_kat();
     rng_thread_independence();
     arena();

@@ -64,6 +64,15 @@ static inline void fsd_arena_reset(fsd_arena *a, size_t mark) { a->used = mark; 
 /* Sets OpenMP and BLAS thread counts. n <= 0 means all available cores. */
 void fsd_set_threads(int n);
 int fsd_get_threads(void);
+/* Once per process, before the first BLAS product: when OpenBLAS (DYNAMIC_ARCH) did not recognise the
+ * CPU and fell back to kernels narrower than the CPU runs (e.g. SSE3 "Prescott" on a new AVX-512 Xeon,
+ * 5x slower sgemm), re-picks its AVX-512 or AVX2 kernels. No-op when OPENBLAS_CORETYPE is set or for other
+ * BLAS builds. Called by fsd_set_threads and fsd_net_create; thread-safe. */
+void fsd_blas_init(void);
+/* "" when fsd_blas_init changed nothing, else one line saying what it switched (for --version / logs). */
+const char *fsd_blas_kernel_note(void);
+/* OpenBLAS's name for the kernel set in use after fsd_blas_init ("SkylakeX", "Haswell", ...); "" otherwise. */
+const char *fsd_blas_core_name(void);
 /* 1 when the BLAS gives the same floats for a product however it is split (over threads or column
  * blocks), probed once with a small sgemm; then the network's forward, and so fsdiff fuse, is
  * bit-identical whatever the thread count. 0 otherwise (e.g. OpenBLAS's AVX2 kernels): results are

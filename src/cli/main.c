@@ -110,6 +110,7 @@ static void usage(FILE *fp) {
 }
 
 int main(int argc, char **argv) {
+    fsd_blas_init(); /* before any sub-command's first BLAS product */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -77,6 +77,7 @@ static void add_conv(fsd_net *n, nn_layer *L, const char *prefix, int type, int 
 fsd_status fsd_net_create(fsd_net **out, const fsd_net_config *cfg) {
     *out = NULL;
     CK(fsd_net_config_validate(cfg));
+    fsd_blas_init(); /* before the network's first product (embedders may never call fsd_set_threads) */
     fsd_net *n = calloc(1, sizeof *n);
     NEED(n);
     n->cfg = *cfg;

@@ -117,6 +117,21 @@ typedef float direct_vec __attribute__((vector_size(16)));
  * takes it only where those are one register (AM_V16_NATIVE, am_vec.h; on a Zen 3 with AVX2 it ran at
  * 0.2-0.4x PyTorch); forcing FSD_CONV_DIRECT still runs it anywhere. The forward tile kernel has
  * narrower forms (DIRECT_LANES). */
+/* The algorithm choice may depend on the CPU but never changes within a process: the same machine always
+ * computes the same floats. */
+static int cpu_is_intel(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_is("intel") ? 1 : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
 static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
     /* direct's int tap offsets span a whole image's planes (and D): far beyond any practical size */
@@ -146,6 +161,11 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
      * 128x64^2 (5.2-5.4 vs 5.6 ms). Backward (Cout % 16 == 0): direct beats Winograd at 64x128^2 (13.6-14.7
      * vs 17.3 ms) and 128x64^2 (11.9-12.2 vs 13.1-13.8) and im2col at 256x32^2 (11.6-11.8 vs 14.1-14.7);
      * otherwise Winograd is 1.1-1.2x faster than im2col at 64x128^2 and 128x64^2. */
+    /* Intel AVX-512 cores (2-core Xeon model 207, Emerald Rapids, OpenBLAS SkylakeX; bench/ops side by side
+     * with PyTorch, two runs each): the stride-2 backward through im2col beats the direct one up to 128
+     * input channels, 64x128^2 18.8-19.3 vs 21.6-22.6 ms, 128x64^2 15.4-15.6 vs 18.9-19.6 ms; forward the
+     * two tie (8.5-9.0 vs 8.4-8.5 ms) and direct keeps it. */
+    if (s2 && backward && AM_V16_NATIVE && cpu_is_intel() && Cin <= 128) return FSD_CONV_IM2COL;
     if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16)) return FSD_CONV_DIRECT;
     if (backward && direct_bwd_auto && lanes_ok) return FSD_CONV_DIRECT;
     if (s2 && Cin >= 16 && (W + 1) / 2 >= 32 && H >= 8) return FSD_CONV_WINOGRAD_S2;
