@@ -87,13 +87,14 @@ static void chunk_rows(int R, int n, int c, int *r0, int *r1) {
  * backward pass to the AUTO choice. */
 /* Direct 3x3 tile geometry (the kernel is below, "direct 3x3, pad 1"). */
 #define DIRECT_CO 4 /* output channels per tile */
-/* Runs of DIRECT_LANES pixels, one vector register each: 16 lanes (zmm) with AVX-512, where 16
- * accumulators leave half of the 32 registers for operands; 8 lanes (ymm) with AVX, 4 (xmm) with SSE
+/* Runs of DIRECT_LANES pixels, one vector register each: 16 lanes (zmm) with AVX-512, where 4 x 6
+ * accumulators, 6 operands and a broadcast take 31 of the 32 registers (4 x 4 ran 5-15 % slower on
+ * an Intel Xeon at 64x128^2 and 128x64^2 stride 2, the same at 256x32^2); 8 lanes (ymm) with AVX, 4 (xmm) with SSE
  * only (portable builds), where 4 x 3 accumulators, 3 operands and a broadcast fill the 16 registers.
  * The vector must be one register: GCC lowers a wider GNU vector through the stack. */
 #if AM_V16_NATIVE
 #define DIRECT_LANES 16
-#define DIRECT_NV 4 /* runs per tile */
+#define DIRECT_NV 6 /* runs per tile */
 typedef am_v16 direct_vec;
 #elif defined(__AVX__)
 #define DIRECT_LANES 8
@@ -164,9 +165,11 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
     /* Intel AVX-512 cores (2-core Xeon model 207, Emerald Rapids, OpenBLAS SkylakeX; bench/ops side by side
      * with PyTorch, two runs each): the stride-2 backward through im2col beats the direct one up to 128
      * input channels, 64x128^2 18.8-19.3 vs 21.6-22.6 ms, 128x64^2 15.4-15.6 vs 18.9-19.6 ms; forward the
-     * two tie (8.5-9.0 vs 8.4-8.5 ms) and direct keeps it. */
-    if (s2 && backward && AM_V16_NATIVE && cpu_is_intel() && Cin <= 128) return FSD_CONV_IM2COL;
-    if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16)) return FSD_CONV_DIRECT;
+     * two tie (8.5-9.0 vs 8.4-8.5 ms) and direct keeps it; with the 4 x 6 tiles direct also beats the
+     * polyphase Winograd forward at 128x64^2 (174-178 vs 138-158 GFLOP/s). */
+    const int intel16 = AM_V16_NATIVE && cpu_is_intel();
+    if (s2 && backward && intel16 && Cin <= 128) return FSD_CONV_IM2COL;
+    if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16 || intel16)) return FSD_CONV_DIRECT;
     if (backward && direct_bwd_auto && lanes_ok) return FSD_CONV_DIRECT;
     if (s2 && Cin >= 16 && (W + 1) / 2 >= 32 && H >= 8) return FSD_CONV_WINOGRAD_S2;
     return FSD_CONV_IM2COL;
@@ -1222,6 +1225,12 @@ static size_t direct_scratch_floats(const conv_plan *p) {
  * 6-row bands 6.15 ms. */
 static void direct_plan(conv_plan *p) {
     p->drs = p->s == 1 ? p->W + 2 : p->Wo + 1;
+    /* Stride 2: a row stride of whole vectors puts every run and 6 of the 9 taps on a vector boundary
+     * (loads that do not split a cache line); worth its padding where that is at most a quarter of the
+     * row (64x128^2 -> 64^2 forward: Intel Xeon AVX-512 +8-23 %, Zen 3 AVX2 +3-9 %; at Wo 16 with 16
+     * lanes the wider planes halve the band and its tiles, -14 %). */
+    const int rs_aligned = cdiv(p->Wo + 1, DIRECT_LANES) * DIRECT_LANES;
+    if (p->s == 2 && 4 * (rs_aligned - p->drs) <= p->drs) p->drs = rs_aligned;
     const int nvr = cdiv(p->Wo, DIRECT_LANES),
               align = DIRECT_NV / (nvr % DIRECT_NV == 0 ? DIRECT_NV : nvr % 2 == 0 && DIRECT_NV % 2 == 0 ? 2 : 1);
     int rows = p->Ho;
@@ -1343,6 +1352,8 @@ static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, c
 #define DT(C, V, T) direct_tile_body(C, V, T, out, ocs, ob, len, w, wcs, woff, K, src, vb, off, bias)
 #define DT_NV(C, T)                                                                                              \
     switch (nv) {                                                                                                \
+    case 6: DT(C, DIRECT_NV >= 6 ? 6 : 1, T); break;                                                             \
+    case 5: DT(C, DIRECT_NV >= 5 ? 5 : 1, T); break;                                                             \
     case 4: DT(C, DIRECT_NV >= 4 ? 4 : 1, T); break;                                                             \
     case 3: DT(C, DIRECT_NV >= 3 ? 3 : 1, T); break;                                                             \
     case 2: DT(C, 2, T); break;                                                                                  \
