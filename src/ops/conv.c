@@ -166,9 +166,11 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
      * with PyTorch, two runs each): the stride-2 backward through im2col beats the direct one up to 128
      * input channels, 64x128^2 18.8-19.3 vs 21.6-22.6 ms, 128x64^2 15.4-15.6 vs 18.9-19.6 ms; forward the
      * two tie (8.5-9.0 vs 8.4-8.5 ms) and direct keeps it; with the 4 x 6 tiles direct also beats the
-     * polyphase Winograd forward at 128x64^2 (174-178 vs 138-158 GFLOP/s). */
+     * polyphase Winograd forward at 128x64^2 (174-178 vs 138-158 GFLOP/s). Zen 3 (AVX2, 2026-12-08, 6
+     * interleaved runs each): the stride-2 backward through im2col beats the polyphase Winograd too,
+     * 64x128^2 117-124 vs 74-106 GFLOP/s, 128x64^2 140-148 vs 99-139; forward the three tie at 128x64^2. */
     const int intel16 = AM_V16_NATIVE && cpu_is_intel();
-    if (s2 && backward && intel16 && Cin <= 128) return FSD_CONV_IM2COL;
+    if (s2 && backward && (intel16 || !AM_V16_NATIVE) && Cin <= 128) return FSD_CONV_IM2COL;
     if (s2 && lanes_ok && !backward && (Cin <= 64 || Wo <= 16 || intel16)) return FSD_CONV_DIRECT;
     if (backward && direct_bwd_auto && lanes_ok) return FSD_CONV_DIRECT;
     if (s2 && Cin >= 16 && (W + 1) / 2 >= 32 && H >= 8) return FSD_CONV_WINOGRAD_S2;

@@ -20,16 +20,14 @@ fsd_status fsd_linear_forward(float *y, const float *x, const float *W, const fl
     fsd_status st = check_dims("linear_forward", N, in, out);
     if (st) return st;
     if (!y || !x || !W) return fsd_fail(FSD_ERR_INVALID, "linear_forward: NULL tensor");
-    /* y (N, out) = x (N, in) . W^T (in, out) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
-    /* bias as one vectorised pass over y while its rows are still warm in cache */
+    /* bias first, then y += x . W^T (as PyTorch's addmm): one write pass instead of the GEMM zeroing y and
+     * a read-write bias pass after it (Zen 3, 1024 x 256 -> 2048: 172-174 -> 181-185 GFLOP/s, 3 runs each) */
     if (b) {
 #pragma omp parallel for schedule(static) if ((size_t)N * out >= PAR_MIN_ELEMS)
-        for (int n = 0; n < N; n++) {
-            float *yr = y + (size_t)n * out;
-            for (int j = 0; j < out; j++) yr[j] += b[j];
-        }
+        for (int n = 0; n < N; n++) memcpy(y + (size_t)n * out, b, (size_t)out * sizeof(float));
     }
+    /* y (N, out) = x (N, in) . W^T (in, out) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, b ? 1.0f : 0.0f, y, out);
     return FSD_OK;
 }
 
