@@ -688,6 +688,9 @@ static const bench_case CASES[] = {
     /* selective scan: B, E, N, L, reverse (Mamba stem at 128x128) */
     {&OP_SCAN, {4, 18, 16, 128 * 128, 0}},
     {&OP_SCAN, {4, 18, 16, 128 * 128, 1}},
+    /* appended (earlier tables keep their case numbers): the shipped cpu model's final conv 32 -> 3
+     * on one 640x480 frame, as each `fsdiff fuse` step of the README's x4 example runs it */
+    {&OP_CONV2D, {1, 32, 480, 640, 3, 3, 1, 1}},
 };
 static const int N_CASES = (int)(sizeof CASES / sizeof CASES[0]);
 

@@ -342,6 +342,39 @@ static void dropout_grad_test(void) {
     fsd_net_free(net);
 }
 
+/* fsd_net_reserve: a first forward at a large shape re-runs once per arena doubling; after reserving the
+ * peaks that shape needs it runs once, with the same output bits. */
+static void reserve_test(void) {
+    fsd_net_config c;
+    fsd_net_config_preset(&c, "tiny");
+    c.mamba = FSD_MAMBA_NONE;
+    fsd_net *a, *b;
+    if (fsd_net_create(&a, &c) != FSD_OK) return;
+    if (fsd_net_create(&b, &c) != FSD_OK) { fsd_net_free(a); return; }
+    fsd_net_init(a, 5);
+    fsd_net_init(b, 5);
+    const int S = 192;
+    size_t nx = 9 * (size_t)S * S, ne = 3 * (size_t)S * S, nc = (size_t)c.context_tokens * c.context_dim;
+    float *x = tu_zeros(nx), *ctx = tu_zeros(nc), *ea = tu_zeros(ne), *eb = tu_zeros(ne), g = 0.3f;
+    tu_fill_uniform(x, nx, 21, 1.0f);
+    tu_fill_uniform(ctx, nc, 22, 1.0f);
+    const uint64_t ra0 = fsd_net_forward_runs(a);
+    fsd_status sa = fsd_net_forward(a, x, &g, ctx, ea, 1, S, S, 0, 0, 0);
+    const uint64_t ra = fsd_net_forward_runs(a) - ra0;
+    size_t ap = 0, sp = 0;
+    fsd_net_memory(a, &ap, &sp);
+    fsd_status sr = fsd_net_reserve(b, ap, sp);
+    const uint64_t rb0 = fsd_net_forward_runs(b);
+    fsd_status sb = fsd_net_forward(b, x, &g, ctx, eb, 1, S, S, 0, 0, 0);
+    const uint64_t rb = fsd_net_forward_runs(b) - rb0;
+    tu_check(!sa && !sr && !sb && ra > 1 && rb == 1 && !memcmp(ea, eb, ne * sizeof(float)),
+             "reserve: %dx%d forward ran %llu times growing its arenas to %.1f + %.1f MiB, once after "
+             "fsd_net_reserve, same output", S, S, (unsigned long long)ra, ap / 1048576.0, sp / 1048576.0);
+    fsd_free(x), fsd_free(ctx), fsd_free(ea), fsd_free(eb);
+    fsd_net_free(a);
+    fsd_net_free(b);
+}
+
 static void memory_report(void) {
     const char *presets[] = {"tiny", "cpu", "paper"};
     int sizes[] = {32, 128, 128};
@@ -376,6 +409,7 @@ int main(void) {
     config_tests();
     store_tests();
     dropout_grad_test();
+    reserve_test();
     const char *cases[] = {"none", "fwd_bn", "bidir", "bidir_bn_sum", "convert"};
     for (int i = 0; i < 5; i++) parity_case(cases[i]);
     if (getenv("FSD_NN_MEM")) memory_report();

@@ -327,9 +327,9 @@ static void bad_input(void) {
 #endif
     /* and the direct forward only with 8+ lanes and FMA (not in portable SSE2 builds) */
 #if (AM_V16_NATIVE || defined(__AVX__)) && defined(__FMA__)
-    const fsd_conv_algo dir_f = FSD_CONV_DIRECT, dir_fw = FSD_CONV_DIRECT;
+    const fsd_conv_algo dir_f = FSD_CONV_DIRECT, dir_fw = FSD_CONV_DIRECT, dir_fo = FSD_CONV_DIRECT;
 #else
-    const fsd_conv_algo dir_f = FSD_CONV_IM2COL, dir_fw = FSD_CONV_WINOGRAD_S2;
+    const fsd_conv_algo dir_f = FSD_CONV_IM2COL, dir_fw = FSD_CONV_WINOGRAD_S2, dir_fo = FSD_CONV_WINOGRAD;
 #endif
     tu_check(fsd_conv2d_algo_for(4, 64, 32, 32, 64, 3, 1, 1) == FSD_CONV_WINOGRAD &&
                  fsd_conv2d_algo_for(4, 128, 64, 64, 128, 3, 2, 1) == wino_f &&
@@ -341,10 +341,13 @@ static void bad_input(void) {
                  fsd_conv2d_backward_algo_for(4, 256, 32, 32, 256, 3, 2, 1) == dir_i &&
                  fsd_conv2d_backward_algo_for(4, 256, 16, 16, 256, 3, 2, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == dir_f &&
+                 fsd_conv2d_algo_for(4, 64, 128, 128, 3, 3, 1, 1) == dir_fo &&
+                 fsd_conv2d_algo_for(4, 64, 128, 128, 32, 3, 1, 1) == FSD_CONV_WINOGRAD &&
+                 fsd_conv2d_backward_algo_for(4, 64, 128, 128, 3, 3, 1, 1) == FSD_CONV_WINOGRAD &&
                  fsd_conv2d_backward_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 9, 8, 8, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,
-             "AUTO: Winograd for 3x3 s1 p1 with many channels, direct forward for few input channels and for "
+             "AUTO: Winograd for 3x3 s1 p1 with many channels, direct forward for few input or output channels and for "
              "stride 2 except 128x64^2 (Winograd; direct on Intel AVX-512), direct stride-2 backward when Cout %% 16 == 0 (im2col up to 128 input channels on Intel AVX-512 "
              "and without AVX-512), im2col for "
              "1x1 and narrow maps");

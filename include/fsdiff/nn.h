@@ -146,6 +146,12 @@ void fsd_net_set_sample0(fsd_net *net, uint64_t sample0);
  * or the last fsd_net_memory_reset. */
 void fsd_net_memory(const fsd_net *net, size_t *act_peak, size_t *scratch_peak);
 void fsd_net_memory_reset(fsd_net *net);
+/* Grow the activation and scratch arenas to at least these sizes before a forward at a new, larger
+ * shape, so that it runs once instead of once per doubling (e.g. from fsd_net_memory after a smaller
+ * probe). Discards what the arenas hold (a training forward's saved activations). */
+fsd_status fsd_net_reserve(fsd_net *net, size_t act_bytes, size_t scratch_bytes);
+/* Forward passes run since create, the re-runs after an arena grew included. */
+uint64_t fsd_net_forward_runs(const fsd_net *net);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,7 @@ struct fsd_net {
     nn_block final;
     fsd_arena act, ws;
     size_t act_peak, ws_peak;
+    uint64_t forward_runs; /* passes run, re-runs after an arena grew included */
     /* saved by the last forward */
     int B, H, W, have_fwd, bwd_proven;
     uint64_t drop_seed, drop_step, drop_sample0;
@@ -387,6 +388,25 @@ static fsd_status grow(fsd_arena *a, size_t *peak) {
     return FSD_OK;
 }
 
+/* Grow arena a to at least want bytes, the new block allocated before the old one is freed (on failure
+ * the arena is left as it was). */
+static fsd_status reserve_arena(fsd_arena *a, size_t *peak, size_t want) {
+    if (a->cap >= want) return FSD_OK;
+    fsd_arena na;
+    if (fsd_arena_init(&na, want))
+        return fsd_fail(FSD_ERR_NOMEM, "network: cannot reserve a %.1f MiB work arena", want / 1048576.0);
+    if (a->peak > *peak) *peak = a->peak;
+    fsd_arena_free(a);
+    *a = na;
+    return FSD_OK;
+}
+
+fsd_status fsd_net_reserve(fsd_net *n, size_t act_bytes, size_t scratch_bytes) {
+    n->have_fwd = 0; /* what a training forward saved is gone with the old block */
+    CK(reserve_arena(&n->act, &n->act_peak, act_bytes));
+    return reserve_arena(&n->ws, &n->ws_peak, scratch_bytes);
+}
+
 static nn_ctx make_ctx(fsd_net *n, int B, int train, uint64_t seed, uint64_t step) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
@@ -410,6 +430,7 @@ fsd_status fsd_net_forward(fsd_net *n, const float *x, const float *gamma, const
         fsd_arena_reset(&n->act, 0);
         fsd_arena_reset(&n->ws, 0);
         fsd_status s = forward_impl(&c, n, x, gamma, ctx, eps, H, W);
+        n->forward_runs++;
         if (s == FSD_ERR_NOMEM && tries < 48) {
             CK(c.act_short ? grow(&n->act, &n->act_peak) : grow(&n->ws, &n->ws_peak));
             fsd_clear_error(); /* the exhaustion was handled; leave no stale message */
@@ -575,6 +596,8 @@ void fsd_net_memory(const fsd_net *n, size_t *act_peak, size_t *scratch_peak) {
     if (act_peak) *act_peak = a;
     if (scratch_peak) *scratch_peak = w;
 }
+
+uint64_t fsd_net_forward_runs(const fsd_net *n) { return n->forward_runs; }
 
 void fsd_net_memory_reset(fsd_net *n) {
     n->act_peak = n->ws_peak = 0;

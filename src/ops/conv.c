@@ -155,6 +155,10 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
      * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
      * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)
      * Winograd is 1.5x faster than im2col backward. */
+    /* Few output channels (the final 32/64 -> 3 conv): Winograd's input transform, paid per input channel,
+     * is shared by too few outputs; direct forward 32x480x640 -> 3 6.0-6.4 vs 16.1-17.2 ms, -> 16 21.1-22.4
+     * vs 24.7-25.1, 64x128^2 -> 3 2.0 vs 6.6-7.3 (Zen 3 AVX2, 2026-12-08; not measured with AVX-512). */
+    if (s1 && lanes_ok && !backward && Cout <= 16) return FSD_CONV_DIRECT;
     if (s1 && Cin >= 16 && H >= 4 && W >= 4) return FSD_CONV_WINOGRAD;
     if (s1 && lanes_ok && !backward) return FSD_CONV_DIRECT;
     /* Stride 2, forward: direct beats the polyphase Winograd at 64x128^2 (6.2 vs 6.8 ms) and im2col at
@@ -1365,9 +1369,14 @@ static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, c
         if (woff) DT_NV(4, 1) else DT_NV(4, 0)
         return;
     }
-    for (int c = 0; c < co; c++) { /* channel remainder: one channel at a time */
+    /* channel remainder (Cout % 4, or a final conv's 3 channels) in one tile: a run's operand loads are
+     * shared by its channels (one channel at a time loaded each run once per channel) */
+    if (co == 3) {
+        if (woff) DT_NV(3, 1) else DT_NV(3, 0)
+    } else if (co == 2) {
+        if (woff) DT_NV(2, 1) else DT_NV(2, 0)
+    } else {
         if (woff) DT_NV(1, 1) else DT_NV(1, 0)
-        out += ocs, w += wcs, bias = bias ? bias + 1 : NULL;
     }
 #undef DT_NV
 #undef DT
