@@ -343,22 +343,24 @@ static void bad_input(void) {
                  fsd_conv2d_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == dir_f &&
                  fsd_conv2d_algo_for(4, 64, 128, 128, 3, 3, 1, 1) == dir_fo &&
                  fsd_conv2d_algo_for(4, 64, 128, 128, 32, 3, 1, 1) == FSD_CONV_WINOGRAD &&
-                 fsd_conv2d_backward_algo_for(4, 64, 128, 128, 3, 3, 1, 1) == FSD_CONV_WINOGRAD &&
+                 fsd_conv2d_backward_algo_for(4, 64, 128, 128, 3, 3, 1, 1) == dir_fo &&
+                 fsd_conv2d_backward_algo_for(4, 64, 128, 128, 5, 3, 1, 1) == FSD_CONV_WINOGRAD &&
                  fsd_conv2d_backward_algo_for(4, 9, 128, 128, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 9, 8, 8, 64, 3, 1, 1) == FSD_CONV_IM2COL &&
                  fsd_conv2d_algo_for(4, 64, 32, 32, 64, 1, 1, 0) == FSD_CONV_IM2COL,
              "AUTO: Winograd for 3x3 s1 p1 with many channels, direct forward for few input or output channels and for "
-             "stride 2 except 128x64^2 (Winograd; direct on Intel AVX-512), direct stride-2 backward when Cout %% 16 == 0 (im2col up to 128 input channels on Intel AVX-512 "
+             "stride 2 except 128x64^2 (Winograd; direct on Intel AVX-512), direct stride-2 backward when Cout %% 16 == 0 and stride-1 when Cout <= 4 (im2col up to 128 input channels on Intel AVX-512 "
              "and without AVX-512), im2col for "
              "1x1 and narrow maps");
     fsd_conv2d_set_algo(FSD_CONV_DIRECT);
     tu_check(fsd_conv2d_algo_for(1, 4, 9, 9, 4, 3, 1, 1) == FSD_CONV_DIRECT &&
-                 fsd_conv2d_backward_algo_for(1, 4, 9, 9, 4, 3, 1, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_backward_algo_for(1, 4, 9, 9, 5, 3, 1, 1) == FSD_CONV_IM2COL &&
+                 fsd_conv2d_backward_algo_for(1, 4, 9, 9, 4, 3, 1, 1) == FSD_CONV_DIRECT &&
                  fsd_conv2d_backward_algo_for(1, 4, 9, 9, 16, 3, 2, 1) == FSD_CONV_DIRECT &&
                  fsd_conv2d_backward_algo_for(1, 4, 9, 9, 12, 3, 2, 1) == FSD_CONV_IM2COL &&
-                 fsd_conv2d_backward_algo_for(1, 32, 9, 9, 4, 3, 1, 1) == FSD_CONV_WINOGRAD &&
+                 fsd_conv2d_backward_algo_for(1, 32, 9, 9, 5, 3, 1, 1) == FSD_CONV_WINOGRAD &&
                  fsd_conv2d_algo_for(1, 4, 9, 9, 4, 1, 1, 0) == FSD_CONV_IM2COL,
-             "forced direct: forward on 3x3 p1, backward on 3x3 s2 with Cout %% 16 == 0, else the AUTO choice, "
+             "forced direct: forward on 3x3 p1, backward on 3x3 s2 with Cout %% 16 == 0 and on 3x3 s1 with Cout <= 4, else the AUTO choice, "
              "im2col where direct does not apply");
     fsd_conv2d_set_algo(FSD_CONV_AUTO);
 }
@@ -390,13 +392,16 @@ static void direct_bands(void) {
         fsd_free(x), fsd_free(w), fsd_free(b), fsd_free(y0), fsd_free(y1);
     }
     /* direct stride-2 backward against im2col's: odd and even sizes, W = 1..3 (the dW column special
-     * cases), Cout 48 (a 32-wide and a 16-wide dW block), several dx channel blocks and a partial one */
-    const int bshapes[][6] = {/* B, Cin, H, W, Cout, threads */
-                              {2, 22, 33, 37, 48, 3}, {1, 5, 40, 70, 16, 2}, {3, 2, 5, 1, 16, 2},
-                              {1, 3, 4, 2, 32, 1},    {2, 6, 3, 3, 16, 2}};
-    for (int i = 0; i < 5; i++) {
-        const int *a = bshapes[i], B = a[0], Ci = a[1], H = a[2], W = a[3], Co = a[4];
-        const int Ho = fsd_conv2d_out_size(H, 3, 2, 1), Wo = fsd_conv2d_out_size(W, 3, 2, 1);
+     * cases), Cout 48 (a 32-wide and a 16-wide dW block), several dx channel blocks and a partial one;
+     * the stride-1 few-output backward (fewout_backward): Cout 1..4, rows with and without a tail
+     * shorter than a vector, W below one vector */
+    const int bshapes[][7] = {/* B, Cin, H, W, Cout, threads, stride */
+                              {2, 22, 33, 37, 48, 3, 2}, {1, 5, 40, 70, 16, 2, 2}, {3, 2, 5, 1, 16, 2, 2},
+                              {1, 3, 4, 2, 32, 1, 2},    {2, 6, 3, 3, 16, 2, 2},   {2, 19, 21, 37, 3, 3, 1},
+                              {1, 7, 9, 64, 4, 2, 1},    {3, 4, 5, 5, 1, 2, 1},    {1, 33, 17, 130, 2, 1, 1}};
+    for (int i = 0; i < 9; i++) {
+        const int *a = bshapes[i], B = a[0], Ci = a[1], H = a[2], W = a[3], Co = a[4], st = a[6];
+        const int Ho = fsd_conv2d_out_size(H, 3, st, 1), Wo = fsd_conv2d_out_size(W, 3, st, 1);
         const size_t nx = (size_t)B * Ci * H * W, nw = (size_t)Co * Ci * 9, ny = (size_t)B * Co * Ho * Wo;
         float *x = tu_zeros(nx), *w = tu_zeros(nw), *dy = tu_zeros(ny);
         float *dx0 = tu_zeros(nx), *dw0 = tu_zeros(nw), *dx1 = tu_zeros(nx), *dw1 = tu_zeros(nw);
@@ -404,17 +409,17 @@ static void direct_bands(void) {
         tu_fill_uniform(dx0, nx, 34, 1.0f), memcpy(dx1, dx0, nx * sizeof(float)); /* backward accumulates */
         fsd_set_threads(a[5]);
         fsd_conv2d_set_algo(FSD_CONV_IM2COL);
-        fsd_status s0 = fsd_conv2d_backward(dx0, dw0, NULL, dy, x, w, B, Ci, H, W, Co, 3, 2, 1, &g_ws);
+        fsd_status s0 = fsd_conv2d_backward(dx0, dw0, NULL, dy, x, w, B, Ci, H, W, Co, 3, st, 1, &g_ws);
         fsd_conv2d_set_algo(FSD_CONV_DIRECT);
-        const int is_direct = fsd_conv2d_backward_algo_for(B, Ci, H, W, Co, 3, 2, 1) == FSD_CONV_DIRECT;
-        const size_t need = fsd_conv2d_workspace(B, Ci, H, W, Co, 3, 2, 1);
+        const int is_direct = fsd_conv2d_backward_algo_for(B, Ci, H, W, Co, 3, st, 1) == FSD_CONV_DIRECT;
+        const size_t need = fsd_conv2d_workspace(B, Ci, H, W, Co, 3, st, 1);
         g_ws.peak = 0;
-        fsd_status s1 = fsd_conv2d_backward(dx1, dw1, NULL, dy, x, w, B, Ci, H, W, Co, 3, 2, 1, &g_ws);
+        fsd_status s1 = fsd_conv2d_backward(dx1, dw1, NULL, dy, x, w, B, Ci, H, W, Co, 3, st, 1, &g_ws);
         const double ex = tu_rel_err(dx1, dx0, nx), ew = tu_rel_err(dw1, dw0, nw);
         tu_check(is_direct && s0 == FSD_OK && s1 == FSD_OK && ex <= 1e-5 && ew <= 1e-5 && g_ws.used == 0 &&
                      g_ws.peak <= need,
-                 "direct s2 backward vs im2col %dx%dx%dx%d->%d, %d threads: dx rel err %.2g, dW %.2g, arena %zu <= %zu",
-                 B, Ci, H, W, Co, a[5], ex, ew, g_ws.peak, need);
+                 "direct s%d backward vs im2col %dx%dx%dx%d->%d, %d threads: dx rel err %.2g, dW %.2g, arena %zu <= %zu",
+                 st, B, Ci, H, W, Co, a[5], ex, ew, g_ws.peak, need);
         float *bufs[] = {x, w, dy, dx0, dw0, dx1, dw1};
         for (int j = 0; j < 7; j++) fsd_free(bufs[j]);
     }

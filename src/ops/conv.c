@@ -133,11 +133,12 @@ static int cpu_is_intel(void) {
 #endif
 }
 
+#define FEWOUT_MAX 4 /* the stride-1 direct backward: at most this many output channels */
 static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, int pad, int backward) {
     const int s1 = k == 3 && s == 1 && pad == 1, s2 = k == 3 && s == 2 && pad == 1;
     /* direct's int tap offsets span a whole image's planes (and D): far beyond any practical size */
     const int direct_fits = (int64_t)imax(Cin, Cout) * (H + 2) * (W + 2) < INT32_MAX / 8;
-    const int direct_bwd = s2 && Cout % 16 == 0 && direct_fits;
+    const int direct_bwd = ((s2 && Cout % 16 == 0) || (s1 && Cout <= FEWOUT_MAX)) && direct_fits;
     const int direct_bwd_auto = direct_bwd && AM_V16_NATIVE;
     if (g_algo == FSD_CONV_DIRECT && (!(s1 || s2) || !direct_fits)) return FSD_CONV_IM2COL;
     if (g_algo == FSD_CONV_DIRECT && (!backward || direct_bwd)) return FSD_CONV_DIRECT;
@@ -159,6 +160,9 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
      * is shared by too few outputs; direct forward 32x480x640 -> 3 6.0-6.4 vs 16.1-17.2 ms, -> 16 21.1-22.4
      * vs 24.7-25.1, 64x128^2 -> 3 2.0 vs 6.6-7.3 (Zen 3 AVX2, 2026-12-08; not measured with AVX-512). */
     if (s1 && lanes_ok && !backward && Cout <= 16) return FSD_CONV_DIRECT;
+    /* and its backward with at most FEWOUT_MAX outputs (fewout_backward): 64x128^2 -> 3 5.3-5.7 vs 15.9 ms
+     * (Winograd; PyTorch 10.8-11.3), 32x480x640 -> 3 13.2-13.3 vs 50 ms (PyTorch 28-72), Zen 3 */
+    if (s1 && lanes_ok && backward && Cout <= FEWOUT_MAX) return FSD_CONV_DIRECT;
     if (s1 && Cin >= 16 && H >= 4 && W >= 4) return FSD_CONV_WINOGRAD;
     if (s1 && lanes_ok && !backward) return FSD_CONV_DIRECT;
     /* Stride 2, forward: direct beats the polyphase Winograd at 64x128^2 (6.2 vs 6.8 ms) and im2col at
@@ -211,7 +215,7 @@ static fsd_status make_plan(conv_plan *p, int B, int Cin, int H, int W, int Cout
 
     const fsd_conv_algo algo = pick_algo(Cin, H, W, Cout, k, s, pad, backward);
     if (algo == FSD_CONV_DIRECT) {
-        p->dir = backward ? 2 : 1;
+        p->dir = !backward ? 1 : s == 1 ? 3 : 2;
         if (!backward) direct_plan(p);
         return FSD_OK;
     }
@@ -325,9 +329,11 @@ static void wino_split(const conv_plan *p, float *base, int need_u, int need_du,
 }
 static size_t direct_scratch_floats(const conv_plan *p);
 static size_t direct_bwd_scratch_floats(const conv_plan *p);
+static size_t fewout_bwd_scratch_floats(const conv_plan *p);
 static size_t plan_bytes(const conv_plan *p) {
     if (p->dir == 1) return (direct_scratch_floats(p) + 64) * sizeof(float);
     if (p->dir == 2) return (direct_bwd_scratch_floats(p) + 64) * sizeof(float);
+    if (p->dir == 3) return (fewout_bwd_scratch_floats(p) + 64) * sizeof(float);
     if (p->wino) return (wino_scratch_floats(p, 1, 1) + 64) * sizeof(float);
     return ((size_t)p->nt * gemm_thread_floats(p, 1) + 64) * sizeof(float);
 }
@@ -1614,6 +1620,112 @@ static void direct_backward(const conv_plan *p, float *dx, float *dw, const floa
     }
 }
 
+/* ---------------------------------------------------------------- direct backward, stride 1, few outputs
+ * 3x3 stride 1 pad 1 with Cout <= FEWOUT_MAX (the final conv to 3 channels), where Winograd's and
+ * im2col's per-input-channel transforms are shared by too few outputs.
+ *  - dx is the forward direct conv of dout (Cout channels in, Cin out) with w transposed and flipped,
+ *    wT[ci, co, ky, kx] = w[co, ci, 2-ky, 2-kx], into scratch and added to dx.
+ *  - dW[co, ci, ky, kx] = sum over images and pixels of dout[co, y, x] * x[ci, y+ky-1, x+kx-1]: a task is
+ *    one input channel (threads own whole ci: no reduction, the same sums for any thread count); per
+ *    image its zero-padded plane, then per ky and row Cout x 3 vector accumulators fed by Cout dout
+ *    runs and 3 shifted plane runs; lane sums go to double once per image. */
+static conv_plan fewout_dx_plan(const conv_plan *p) {
+    conv_plan q;
+    memset(&q, 0, sizeof q);
+    q.B = p->B, q.Cin = p->Cout, q.H = p->H, q.W = p->W, q.Cout = p->Cin, q.k = 3, q.s = 1, q.pad = 1;
+    q.Ho = p->H, q.Wo = p->W, q.P = p->P, q.Ckk = p->Cout * 9, q.nt = p->nt, q.dir = 1;
+    direct_plan(&q);
+    return q;
+}
+static size_t fewout_plane_floats(const conv_plan *p) { return (size_t)(p->H + 2) * (p->W + 2) + 64; }
+static size_t fewout_bwd_scratch_floats(const conv_plan *p) {
+    const conv_plan q = fewout_dx_plan(p);
+    const size_t dx = direct_scratch_floats(&q) + (size_t)p->B * p->Cin * p->P + (size_t)p->Ckk * p->Cout;
+    const size_t dw = (size_t)p->nt * fewout_plane_floats(p);
+    return (dx > dw ? dx : dw) + 64;
+}
+
+/* acc[co][kx] += dout[co] run * plane run shifted by kx, over one row of W pixels; tail pixels in double */
+static inline __attribute__((always_inline)) void fewout_dw_row(const int CO, direct_vec acc[FEWOUT_MAX][3],
+                                                                double tail[FEWOUT_MAX][3], const float *const g[],
+                                                                const float *pr, int W) {
+    int x0 = 0;
+    for (; x0 + DIRECT_LANES <= W; x0 += DIRECT_LANES) {
+        const direct_vec a0 = dvec_load(pr + x0), a1 = dvec_load(pr + x0 + 1), a2 = dvec_load(pr + x0 + 2);
+        for (int c = 0; c < CO; c++) {
+            const direct_vec gv = dvec_load(g[c] + x0);
+            acc[c][0] += gv * a0, acc[c][1] += gv * a1, acc[c][2] += gv * a2;
+        }
+    }
+    for (; x0 < W; x0++)
+        for (int c = 0; c < CO; c++)
+            for (int kx = 0; kx < 3; kx++) tail[c][kx] += (double)g[c][x0] * pr[x0 + kx];
+}
+
+static inline __attribute__((always_inline)) void fewout_dw_channel(const int CO, const conv_plan *p, float *dw,
+                                                                    const float *dout, const float *x, int ci,
+                                                                    float *plane, const conv_plan *q1) {
+    const int H = p->H, W = p->W, rs = W + 2;
+    double sum[FEWOUT_MAX][9];
+    memset(sum, 0, sizeof sum);
+    for (int b = 0; b < p->B; b++) {
+        direct_planes(plane, x + ((size_t)b * p->Cin + ci) * p->P, q1, 0, H); /* rows -1..H, cols -1..W */
+        for (int ky = 0; ky < 3; ky++) {
+            direct_vec acc[FEWOUT_MAX][3];
+            double tail[FEWOUT_MAX][3];
+            memset(tail, 0, sizeof tail);
+            for (int c = 0; c < CO; c++)
+                for (int kx = 0; kx < 3; kx++) acc[c][kx] = dvec_set1(0.0f);
+            for (int y = 0; y < H; y++) {
+                const float *g[FEWOUT_MAX];
+                for (int c = 0; c < CO; c++) g[c] = dout + ((size_t)b * p->Cout + c) * p->P + (size_t)y * W;
+                fewout_dw_row(CO, acc, tail, g, plane + (size_t)(y + ky) * rs, W);
+            }
+            for (int c = 0; c < CO; c++)
+                for (int kx = 0; kx < 3; kx++) {
+                    float l[DIRECT_LANES];
+                    dvec_store(l, acc[c][kx]);
+                    double t = tail[c][kx];
+                    for (int i = 0; i < DIRECT_LANES; i++) t += l[i];
+                    sum[c][ky * 3 + kx] += t;
+                }
+        }
+    }
+    for (int c = 0; c < CO; c++)
+        for (int t = 0; t < 9; t++) dw[((size_t)c * p->Cin + ci) * 9 + t] += (float)sum[c][t];
+}
+
+static void fewout_backward(const conv_plan *p, float *dx, float *dw, const float *dout, const float *x,
+                            const float *w, float *scratch) {
+    const int Cin = p->Cin, Cout = p->Cout;
+    if (dx) {
+        const conv_plan q = fewout_dx_plan(p);
+        float *t = scratch + direct_scratch_floats(&q), *wT = t + (size_t)p->B * Cin * p->P;
+        for (int ci = 0; ci < Cin; ci++)
+            for (int co = 0; co < Cout; co++)
+                for (int k = 0; k < 9; k++) wT[((size_t)ci * Cout + co) * 9 + k] = w[((size_t)co * Cin + ci) * 9 + 8 - k];
+        direct_forward(&q, t, dout, wT, NULL, scratch);
+        const size_t n = (size_t)p->B * Cin * p->P;
+#pragma omp parallel for schedule(static) num_threads(p->nt)
+        for (size_t i = 0; i < n; i++) dx[i] += t[i];
+    }
+    if (dw) {
+        conv_plan q1; /* one channel's zero-padded plane, as the stride-1 direct forward builds it */
+        memset(&q1, 0, sizeof q1);
+        q1.Cin = 1, q1.H = p->H, q1.W = p->W, q1.s = 1, q1.rows = p->H, q1.drs = p->W + 2;
+#pragma omp parallel for schedule(static) num_threads(p->nt)
+        for (int ci = 0; ci < Cin; ci++) {
+            float *plane = scratch + (size_t)omp_get_thread_num() * fewout_plane_floats(p);
+            switch (Cout) {
+            case 1: fewout_dw_channel(1, p, dw, dout, x, ci, plane, &q1); break;
+            case 2: fewout_dw_channel(2, p, dw, dout, x, ci, plane, &q1); break;
+            case 3: fewout_dw_channel(3, p, dw, dout, x, ci, plane, &q1); break;
+            default: fewout_dw_channel(FEWOUT_MAX, p, dw, dout, x, ci, plane, &q1); break;
+            }
+        }
+    }
+}
+
 /* ================================================================ public entry points */
 
 fsd_status fsd_conv2d_forward(float *out, const float *x, const float *w, const float *bias, int B, int Cin,
@@ -1685,12 +1797,14 @@ fsd_status fsd_conv2d_backward(float *dx, float *dw, float *dbias, const float *
     if (!dx && !dw) return FSD_OK;
     const size_t mark = fsd_arena_mark(ws);
     if (p.dir) {
-        float *s = ws_floats(ws, direct_bwd_scratch_floats(&p), "direct-conv planes");
+        float *s = ws_floats(ws, p.dir == 3 ? fewout_bwd_scratch_floats(&p) : direct_bwd_scratch_floats(&p),
+                             "direct-conv planes");
         if (!s) {
             fsd_arena_reset(ws, mark);
             return FSD_ERR_NOMEM;
         }
-        direct_backward(&p, dx, dw, dout, x, w, s);
+        if (p.dir == 3) fewout_backward(&p, dx, dw, dout, x, w, s);
+        else direct_backward(&p, dx, dw, dout, x, w, s);
     } else if (p.wino) {
         float *s = ws_floats(ws, wino_scratch_floats(&p, dx != NULL, dw != NULL), "Winograd tiles");
         if (!s) {
