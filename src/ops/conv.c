@@ -155,7 +155,7 @@ static fsd_conv_algo pick_algo(int Cin, int H, int W, int Cout, int k, int s, in
     /* Stride 1: Winograd wins whenever Cin >= 16 (1.3-2.3x PyTorch). With few input channels (conv_in
      * 9->64) the transforms dominate; there direct runs at ~200 GFLOP/s forward (3.3-3.5 ms vs im2col's
      * 4.4) and im2col is ~35% faster than Winograd backward. With few output channels (final 64->3)
-     * Winograd is 1.5x faster than im2col backward. */
+     * Winograd was 1.5x faster than im2col backward (both now give way to the direct paths below). */
     /* Few output channels (the final 32/64 -> 3 conv): Winograd's input transform, paid per input channel,
      * is shared by too few outputs; direct forward 32x480x640 -> 3 6.0-6.4 vs 16.1-17.2 ms, -> 16 21.1-22.4
      * vs 24.7-25.1, 64x128^2 -> 3 2.0 vs 6.6-7.3 (Zen 3 AVX2, 2026-12-08; not measured with AVX-512). */
@@ -1375,8 +1375,9 @@ static void direct_tile(int co, int nv, float *out, size_t ocs, const int *ob, c
         if (woff) DT_NV(4, 1) else DT_NV(4, 0)
         return;
     }
-    /* channel remainder (Cout % 4, or a final conv's 3 channels) in one tile: a run's operand loads are
-     * shared by its channels (one channel at a time loaded each run once per channel) */
+    /* channel remainder (Cout % 4, or a final conv's 3 channels) in one narrower tile, so that each operand
+     * load feeds all its channels (one channel at a time reloaded every run per channel: 4.2 vs 2.0 ms
+     * at 64x128^2 -> 3) */
     if (co == 3) {
         if (woff) DT_NV(3, 1) else DT_NV(3, 0)
     } else if (co == 2) {
